@@ -1,0 +1,30 @@
+"""entropy_rl_lite: entropy dynamics, objectives, REPO and ADAPO for policy-gradient RL, small and exact.
+
+    import entropy_rl_lite as erl
+
+Every log-probability, entropy, ratio and advantage it returns is fp32 (float64 in -> float64 out).
+"""
+from . import bandit
+from .adapo import EpsHighController
+from .advantages import expected_group_advantages, group_advantages, scale_advantages
+from .controllers import EntropyTargetController
+from .entropy import (centered_logp, clip_entropy_bounds, entropy, entropy_change_exact, entropy_change_first_order, pg_logit_step,
+                      predicted_entropy_change)
+from .logprobs import logprobs_from_logits, token_logprobs
+from .losses import aggregate, entropy_bonus_loss, policy_loss
+from .metrics import clip_fractions, cumulative_entropy, distinct_correct, expected_distinct_correct, pass_at_k
+from .precision import effective_clip_bounds, expected_ratio, ratio_stats, round_bf16
+from .repo import ZetaController, decorrelating_beta, repo_advantage, repo_d_beta, repo_r
+from .seed import seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EntropyTargetController", "EpsHighController", "ZetaController", "aggregate", "bandit", "centered_logp",
+    "clip_entropy_bounds", "clip_fractions", "cumulative_entropy", "decorrelating_beta", "distinct_correct", "effective_clip_bounds",
+    "entropy", "entropy_bonus_loss", "entropy_change_exact", "entropy_change_first_order",
+    "expected_distinct_correct", "expected_group_advantages", "expected_ratio", "group_advantages",
+    "logprobs_from_logits", "pass_at_k", "pg_logit_step", "policy_loss", "predicted_entropy_change",
+    "ratio_stats", "repo_advantage", "repo_d_beta", "repo_r", "round_bf16", "scale_advantages",
+    "seed_everything", "token_logprobs",
+]

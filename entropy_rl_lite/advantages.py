@@ -1,0 +1,86 @@
+"""Group advantages (paper.md §2): the G samples of one prompt share a baseline.
+
+Rewards come in consecutive groups of `group_size` along the last dimension. A group whose rewards are
+all equal carries no signal and gets zero advantages (never NaN).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._checks import check_choice, check_int, check_number, check_tensor, fp32
+
+ADVANTAGES = ("grpo", "rloo", "dr_grpo", "none")
+
+
+def group_advantages(rewards: Tensor, group_size: int, kind: str = "grpo", eps: float = 1e-6) -> Tensor:
+    """Per-sample advantages from group statistics. [..., N] rewards, N = groups·group_size -> [..., N].
+
+    grpo: (R - mean R) / (std R + eps), Bessel-corrected std.  rloo: R - mean of the other G-1 rewards.
+    dr_grpo: R - mean R.  none: R itself (REINFORCE without a baseline).
+    """
+    check_tensor("rewards", rewards, min_dim=1)
+    check_choice("kind", kind, ADVANTAGES)
+    group_size = check_int("group_size", group_size, low=1)
+    eps = check_number("eps", eps, low=0.0)
+    n = rewards.shape[-1]
+    if n % group_size:
+        raise ValueError(f"rewards' last dimension ({n}) must be a multiple of group_size ({group_size})")
+    if kind in ("grpo", "rloo") and group_size < 2:
+        raise ValueError(f"group_size must be >= 2 for kind={kind!r} (it needs a baseline from the others), "
+                         f"got {group_size}")
+    rewards = fp32(rewards)
+    if kind == "none":
+        return rewards.clone()
+    r = rewards.reshape(*rewards.shape[:-1], n // group_size, group_size)
+    centred = r - r.mean(-1, keepdim=True)
+    if kind == "dr_grpo":
+        adv = centred
+    elif kind == "rloo":
+        # R_i - mean_{j≠i} R_j = G/(G-1) · (R_i - mean R)
+        adv = centred * (group_size / (group_size - 1))
+    else:
+        std = r.std(-1, keepdim=True, unbiased=True)
+        # An all-equal group has centred == 0 exactly, so 0 / eps = 0 even when eps = 0.
+        adv = torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+    return adv.reshape(rewards.shape)
+
+
+def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6) -> Tensor:
+    """Advantages of the infinite-group limit: group statistics taken under π. [..., K] x2 -> [..., K].
+
+    rloo and dr_grpo both become R - E_π R (rloo's expected gradient is exactly this at any G; dr_grpo's is
+    (G-1)/G times it, a constant absorbed in the step size). grpo divides by the std under π (the G → ∞
+    limit; at finite G the normalisation makes the expected update differ slightly). none: R.
+    """
+    check_tensor("rewards", rewards, min_dim=1)
+    check_tensor("probs", probs, min_dim=1)
+    check_choice("kind", kind, ADVANTAGES)
+    eps = check_number("eps", eps, low=0.0)
+    rewards, probs = torch.broadcast_tensors(fp32(rewards), fp32(probs))
+    if kind == "none":
+        return rewards.clone()
+    mean = (probs * rewards).sum(-1, keepdim=True)
+    centred = rewards - mean
+    if kind in ("rloo", "dr_grpo"):
+        return centred
+    std = (probs * centred.square()).sum(-1, keepdim=True).clamp_min(0).sqrt()
+    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+
+
+def scale_advantages(adv: Tensor, mask: Tensor | None = None, center: bool = False, eps: float = 1e-6) -> Tensor:
+    """Batch scaling: divide by the (mask-weighted) std over the whole batch, optionally centre first.
+
+    Shapes: adv [B, T] (or any), mask like adv -> like adv. Used by REINFORCE++-style global normalisation.
+    """
+    check_tensor("adv", adv)
+    eps = check_number("eps", eps, low=0.0)
+    adv = fp32(adv)
+    w = torch.ones_like(adv) if mask is None else fp32(torch.as_tensor(mask)).expand_as(adv)
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("mask selects no element (its sum is 0)")
+    mean = (w * adv).sum() / total
+    var = (w * (adv - mean).square()).sum() / total
+    out = adv - mean if center else adv
+    return out / (var.sqrt() + eps) if var > 0 else out * 0

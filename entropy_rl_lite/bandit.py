@@ -1,0 +1,266 @@
+"""The batched softmax-bandit engine: Part I's laboratory, where every quantity can be computed exactly.
+
+Logits z are [seeds, states, arms]; a bandit is a one-token episode, so each step builds a [seeds, B, 1]
+token batch and calls the same advantage, loss, REPO and ADAPO code the LLM trainer calls.
+- exact: the infinite-sample expectation. Every arm is in the batch, weighted by π_old(a|s) / states;
+  group statistics are taken under π_old. Deterministic: this is how theorems are checked.
+- sampled: `group_size` arms drawn per (seed, state) per step, as in practice.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ._checks import check_choice, check_int, check_number, check_tensor
+from .adapo import EpsHighController
+from .advantages import ADVANTAGES, expected_group_advantages, group_advantages
+from .entropy import GRADIENTS, _entropy_from_logp
+from .losses import OBJECTIVES, policy_loss
+from .repo import ZetaController, repo_advantage, repo_d_beta, repo_r
+
+ESTIMATORS = ("exact", "sampled")
+OPTIMIZERS = ("sgd", "adam")
+REPO_VARIANTS = (None, "beta", "decorrelate", "repo_d", "repo_r")
+
+
+@dataclass(frozen=True)
+class BanditConfig:
+    """Everything that defines a bandit run. Validated on creation; errors name the field."""
+
+    estimator: str = "exact"        # "exact" (expectation over all arms) or "sampled" (group_size draws)
+    objective: str = "reinforce"    # a policy_loss kind: reinforce, ppo, gspo, cispo, clip_cov, kl_cov
+    advantage: str = "rloo"         # a group_advantages kind: grpo, rloo, dr_grpo, none
+    lr: float = 0.1                 # η, step size on the logits
+    steps: int = 100                # training iterations (one batch each)
+    seeds: int = 1                  # independent runs, batched
+    group_size: int = 8             # G, samples per (seed, state) per step (sampled estimator)
+    epochs: int = 1                 # updates per batch; clipping can only bind when > 1
+    eps_low: float = 0.2
+    eps_high: float = 0.2           # DAPO clip-higher: eps_high > eps_low
+    gradient: str = "vanilla"       # "vanilla", or "natural" (divide the logit gradient by π: inverse Fisher)
+    optimizer: str = "sgd"          # "sgd" (what the theorems assume) or "adam"
+    entropy_coef: float = 0.0       # explicit entropy bonus, on the exact entropy of every state
+    repo: str | None = None         # None, "beta" (fixed β), "decorrelate" (β*), "repo_d" (ζ·β*), "repo_r"
+    beta: float = 0.0               # β for repo="beta"
+    zeta: float = 0.0               # ζ for repo_d / repo_r (the start value when zeta_control is on)
+    zeta_control: bool = False      # steer ζ with ZetaController toward target_entropy
+    zeta_min: float = 1e-4
+    zeta_max: float = 0.05
+    adapo: bool = False             # steer eps_high with EpsHighController toward target_entropy
+    eps_high_min: float = 0.2
+    eps_high_max: float = 1.0
+    adapo_factor: float = 1.5
+    target_entropy: float | None = None  # controllers' target; None = the entropy at step 0
+    adv_eps: float = 1e-6
+    record_probs: bool = True       # keep π at every step (memory: steps·seeds·states·arms floats)
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # extra policy_loss options (clip_cov_ratio, ...)
+
+    def __post_init__(self) -> None:
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("advantage", self.advantage, ADVANTAGES)
+        check_choice("gradient", self.gradient, GRADIENTS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("repo", self.repo, REPO_VARIANTS)
+        check_number("lr", self.lr, low=0.0)
+        check_int("steps", self.steps, low=0)
+        check_int("seeds", self.seeds, low=1)
+        check_int("group_size", self.group_size, low=2 if self.advantage in ("grpo", "rloo") else 1)
+        check_int("epochs", self.epochs, low=1)
+        check_number("eps_low", self.eps_low, low=0.0, high=1.0)
+        check_number("eps_high", self.eps_high, low=0.0)
+        check_number("entropy_coef", self.entropy_coef)
+        check_number("beta", self.beta)
+        check_number("zeta", self.zeta)
+        check_number("adv_eps", self.adv_eps, low=0.0)
+        if self.target_entropy is not None:
+            check_number("target_entropy", self.target_entropy, low=0.0)
+        if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
+            raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
+        bad = set(self.loss_kwargs) - {"clip_cov_ratio", "clip_cov_bounds", "kl_cov_ratio", "kl_coef", "horizon"}
+        if bad:
+            raise ValueError(f"loss_kwargs has unknown keys {sorted(bad)}")
+
+    def replace(self, **changes: Any) -> "BanditConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class History:
+    """Per-step, per-seed record of a run. Index [t] of entropy/reward/probs is the policy before update t."""
+
+    entropy: Tensor          # [steps+1, seeds]  H(π(·|s)) averaged over states
+    reward: Tensor           # [steps+1, seeds]  E_π[R], averaged over states
+    probs: Tensor | None     # [steps+1, seeds, arms] or [steps+1, seeds, states, arms]
+    loss: Tensor             # [steps, seeds]    surrogate loss, last epoch
+    zeta: Tensor             # [steps, seeds]    ζ used at each step (0 without REPO-D/R)
+    eps_high: Tensor         # [steps, seeds]    ε_high used at each step
+    clip_frac_low: Tensor    # [steps, seeds]    mean over epochs
+    clip_frac_high: Tensor   # [steps, seeds]
+    config: BanditConfig
+
+    @property
+    def clip_frac(self) -> Tensor:
+        return self.clip_frac_low + self.clip_frac_high
+
+    def to_rows(self) -> list[dict[str, float | int]]:
+        """Tidy table: one dict per (step, seed), ready for pandas.DataFrame or plotting."""
+        n_steps, n_seeds = self.entropy.shape
+        rows = []
+        for t in range(n_steps):
+            for s in range(n_seeds):
+                row: dict[str, float | int] = {"step": t, "seed": s, "entropy": self.entropy[t, s].item(),
+                                               "reward": self.reward[t, s].item()}
+                if t < n_steps - 1:
+                    for k in ("loss", "zeta", "eps_high", "clip_frac_low", "clip_frac_high"):
+                        row[k] = getattr(self, k)[t, s].item()
+                rows.append(row)
+        return rows
+
+    def to_dataframe(self):  # noqa: ANN201 (pandas is an optional dependency)
+        """The tidy table as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_rows())
+
+
+def rewards_from_env(env: Any) -> Tensor:
+    """The reward table of an `erl/` bandit environment, as float64 [arms] or [states, arms]."""
+    table = getattr(getattr(env, "unwrapped", env), "reward_table", None)
+    if table is None:
+        raise TypeError(f"{type(env).__name__} has no reward_table; use an erl/ bandit environment")
+    return torch.tensor(np.array(table, dtype=np.float64))  # a copy: env tables are read-only arrays
+
+
+def _initial_logits(rewards: Tensor, init_logits: Tensor | None, seeds: int) -> Tensor:
+    """-> [seeds, states, arms] float64 logits, from None (uniform), [..arms], or per-seed logits."""
+    states, arms = rewards.shape
+    if init_logits is None:
+        return torch.zeros(seeds, states, arms, dtype=torch.float64)
+    check_tensor("init_logits", init_logits, min_dim=1)
+    z = init_logits.to(torch.float64)
+    one_state = rewards.dim() == 2 and states == 1
+    if one_state and z.dim() == 1:
+        z = z[None]
+    elif one_state and z.dim() == 2 and z.shape[0] == seeds and z.shape[1] == arms:
+        z = z[:, None]
+    if z.dim() == 2 and z.shape == (states, arms):
+        z = z.expand(seeds, states, arms)
+    if z.shape != (seeds, states, arms):
+        raise ValueError(f"init_logits has shape {tuple(init_logits.shape)}; expected [{arms}] or [{seeds}, {arms}] "
+                         f"for one state, [{states}, {arms}] or [{seeds}, {states}, {arms}] in general")
+    return z.clone()
+
+
+def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor | None = None,
+        generator: torch.Generator | None = None, progress: bool = False, **overrides: Any) -> History:
+    """Train softmax policies on a reward table and record what happens to their entropy.
+
+    rewards: [arms] (one state) or [states, arms], the reward of each arm (e.g. 1 = correct).
+    config: a BanditConfig; keyword overrides replace its fields (`run(R, lr=0.5, steps=200)`).
+    init_logits: None (uniform), [arms] / [states, arms] shared by every seed, or one row per seed.
+    Computes in float64, so exact runs are reproducible to the last bit.
+    """
+    cfg = (config or BanditConfig()).replace(**overrides) if overrides else (config or BanditConfig())
+    check_tensor("rewards", rewards, min_dim=1)
+    if rewards.dim() > 2 or rewards.shape[-1] < 2:
+        raise ValueError(f"rewards must be [arms] or [states, arms] with arms >= 2, got {tuple(rewards.shape)}")
+    one_state = rewards.dim() == 1
+    table = rewards.to(torch.float64).reshape(-1, rewards.shape[-1])  # [C, K]
+    S, (C, K) = cfg.seeds, table.shape
+    z = _initial_logits(table, init_logits, S).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=cfg.lr) if cfg.optimizer == "adam" else None
+
+    zeta_ctrl = (ZetaController(torch.full((S,), cfg.zeta, dtype=torch.float64), cfg.zeta_min, cfg.zeta_max,
+                                cfg.target_entropy) if cfg.zeta_control else None)
+    eps_ctrl = (EpsHighController(torch.full((S,), cfg.eps_high, dtype=torch.float64), cfg.eps_high_min,
+                                  cfg.eps_high_max, cfg.adapo_factor, cfg.target_entropy) if cfg.adapo else None)
+
+    ent_hist, rew_hist, prob_hist = [], [], []
+    rec: dict[str, list[Tensor]] = {k: [] for k in ("loss", "zeta", "eps_high", "clip_frac_low", "clip_frac_high")}
+
+    def record() -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            logp_full = torch.log_softmax(z, -1)
+            probs = logp_full.exp()
+            ent_hist.append(_entropy_from_logp(logp_full).mean(-1))
+            rew_hist.append((probs * table).sum(-1).mean(-1))
+            if cfg.record_probs:
+                prob_hist.append(probs[:, 0].clone() if one_state else probs.clone())
+        return logp_full, probs
+
+    for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}"):
+        logp_old_full, probs_old = record()
+        entropy_now = ent_hist[-1]
+        zeta = zeta_ctrl.update(entropy_now) if zeta_ctrl else torch.full((S,), cfg.zeta, dtype=torch.float64)
+        eps_high = eps_ctrl.update(entropy_now) if eps_ctrl else torch.full((S,), cfg.eps_high, dtype=torch.float64)
+
+        # The batch: which arm each one-token episode played, its weight in the loss, and its advantage.
+        if cfg.estimator == "exact":
+            actions = torch.arange(K).expand(S, C, K)
+            weights = probs_old / C
+            adv = expected_group_advantages(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps)
+        else:
+            actions = torch.multinomial(probs_old.reshape(S * C, K), cfg.group_size, replacement=True,
+                                        generator=generator).reshape(S, C, cfg.group_size)
+            weights = torch.ones(actions.shape, dtype=torch.float64)
+            r = table.expand(S, C, K).gather(-1, actions)
+            adv = group_advantages(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
+        logp_old = logp_old_full.gather(-1, actions)
+
+        clip_low = torch.zeros(S, dtype=torch.float64)
+        clip_high = torch.zeros(S, dtype=torch.float64)
+        for _epoch in range(cfg.epochs):
+            logp_full = torch.log_softmax(z, -1)
+            logp = logp_full.gather(-1, actions)  # [S, C, n]
+            a = _shape_advantage(cfg, adv, logp, logp_full, weights, zeta)
+            n = actions.shape[-1]
+            loss, m = policy_loss(logp.reshape(S, C * n, 1), logp_old.reshape(S, C * n, 1), a.reshape(S, C * n, 1),
+                                  weights.reshape(S, C * n, 1), cfg.objective, cfg.eps_low, eps_high,
+                                  generator=generator, **cfg.loss_kwargs)
+            if cfg.entropy_coef:
+                loss = loss - cfg.entropy_coef * _entropy_from_logp(logp_full).mean(-1)
+            (grad,) = torch.autograd.grad(loss.sum(), z)
+            if cfg.gradient == "natural":
+                grad = grad / logp_full.detach().exp()
+            with torch.no_grad():
+                if opt is None:
+                    z -= cfg.lr * grad
+                else:
+                    z.grad = grad
+                    opt.step()
+            clip_low += m["clip_frac_low"] / cfg.epochs
+            clip_high += m["clip_frac_high"] / cfg.epochs
+        for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high),
+                     ("clip_frac_low", clip_low), ("clip_frac_high", clip_high)):
+            rec[k].append(torch.as_tensor(v, dtype=torch.float64).expand(S).clone())
+    record()
+
+    empty = torch.zeros(0, S, dtype=torch.float64)
+    stack = {k: torch.stack(v) if v else empty for k, v in rec.items()}
+    return History(entropy=torch.stack(ent_hist), reward=torch.stack(rew_hist),
+                   probs=torch.stack(prob_hist) if cfg.record_probs else None, config=cfg, **stack)
+
+
+def _shape_advantage(cfg: BanditConfig, adv: Tensor, logp: Tensor, logp_full: Tensor, weights: Tensor,
+                     zeta: Tensor) -> Tensor:
+    """Apply the configured REPO variant to the advantages of the taken arms. All [S, C, n]."""
+    if cfg.repo is None:
+        return adv
+    if cfg.repo == "repo_r":
+        return repo_r(adv, logp, zeta[:, None, None])
+    with torch.no_grad():
+        h = _entropy_from_logp(logp_full)[..., None]  # [S, C, 1]
+        L = logp.detach() + h
+    if cfg.repo == "beta":
+        return repo_advantage(adv, L, cfg.beta)
+    scale = torch.ones_like(zeta) if cfg.repo == "decorrelate" else zeta
+    beta = repo_d_beta(adv, L, logp.detach().exp(), weights, scale[:, None], dim=-1)  # one β per (seed, state)
+    return repo_advantage(adv, L, beta[..., None])

@@ -1,0 +1,88 @@
+"""The bang-bang controller shared by REPO's ζ and ADAPO's ε_high: compare entropy with a target, nudge.
+
+A controller holds one value per independent run: a float, or a tensor of shape [seeds] when the
+bandit engine runs many seeds at once (each seed is steered by its own measured entropy).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._checks import check_number, check_tensor
+
+
+def _as_f64(name: str, x: float | Tensor) -> Tensor:
+    if isinstance(x, Tensor):
+        check_tensor(name, x)
+        return x.detach().to(torch.float64).clone()
+    return torch.tensor(check_number(name, x), dtype=torch.float64)
+
+
+def _plain(x: Tensor | None) -> float | list | None:
+    """JSON-friendly copy: a float for one run, a list for several."""
+    if x is None:
+        return None
+    return x.item() if x.dim() == 0 else x.tolist()
+
+
+class EntropyTargetController:
+    """Base class: `update(entropy)` raises the value when entropy is below target, lowers it when above.
+
+    target=None: the first update records the measured entropy as the target and leaves the value as is.
+    Subclasses define `_raise` and `_lower` (elementwise on float64 tensors).
+    """
+
+    def __init__(self, value: float | Tensor, target: float | Tensor | None = None) -> None:
+        self._value = _as_f64("value", value)
+        self._target = None if target is None else _as_f64("target", target)
+
+    @property
+    def value(self) -> float | Tensor:
+        """Current value: a float, or a float64 tensor [seeds] when steering several runs."""
+        return self._value.item() if self._value.dim() == 0 else self._value.clone()
+
+    @property
+    def target(self) -> float | Tensor | None:
+        if self._target is None:
+            return None
+        return self._target.item() if self._target.dim() == 0 else self._target.clone()
+
+    def update(self, entropy: float | Tensor) -> float | Tensor:
+        """Compare the measured entropy (float, or [seeds]) with the target and step the value once."""
+        h = _as_f64("entropy", entropy)
+        if self._target is None:
+            self._target = h.clone()
+            self._value = self._value.expand_as(h).clone() if h.dim() else self._value
+            return self.value
+        v = self._value.expand(torch.broadcast_shapes(self._value.shape, h.shape, self._target.shape))
+        self._value = torch.where(h < self._target, self._raise(v), torch.where(h > self._target, self._lower(v), v))
+        return self.value
+
+    def _raise(self, v: Tensor) -> Tensor:  # entropy too low
+        raise NotImplementedError
+
+    def _lower(self, v: Tensor) -> Tensor:  # entropy too high
+        raise NotImplementedError
+
+    def _params(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: value, target and the rule's parameters (JSON-serialisable)."""
+        return {"kind": type(self).__name__, "value": _plain(self._value), "target": _plain(self._target),
+                **self._params()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from `state_dict()`; the parameters must match this controller's."""
+        if state.get("kind") != type(self).__name__:
+            raise ValueError(f"state kind {state.get('kind')!r} does not match {type(self).__name__}")
+        for k, v in self._params().items():
+            if state.get(k) != v:
+                raise ValueError(f"state has {k}={state.get(k)!r} but this controller has {k}={v!r}")
+        self._value = torch.tensor(state["value"], dtype=torch.float64)
+        self._target = None if state["target"] is None else torch.tensor(state["target"], dtype=torch.float64)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(value={self.value}, target={self.target})"

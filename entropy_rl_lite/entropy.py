@@ -1,0 +1,93 @@
+"""Entropy of softmax policies and first-order predictions of how a step changes it (paper.md §1).
+
+Notation: z = logits, π = softmax(z), H = -Σ π log π, L = log π + H (the centred log-probability).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._checks import check_choice, check_number, check_same_shape, check_tensor, fp32
+
+GRADIENTS = ("vanilla", "natural")
+
+
+def _logp(logits: Tensor) -> Tensor:
+    """log_softmax in fp32 (float64 stays float64); -inf logits give log π = -inf."""
+    return torch.log_softmax(fp32(logits), dim=-1)
+
+
+def _entropy_from_logp(logp: Tensor) -> Tensor:
+    """[..., K] log-probs -> [...] entropy; arms with π = 0 contribute 0 (not 0·(-inf) = NaN)."""
+    probs = logp.exp()
+    return -torch.where(probs > 0, probs * logp, torch.zeros_like(logp)).sum(-1)
+
+
+def entropy(logits: Tensor) -> Tensor:
+    """H(softmax(logits)) in nats. [..., K] -> [...]."""
+    check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    return _entropy_from_logp(_logp(logits))
+
+
+def centered_logp(logits: Tensor) -> Tensor:
+    """L = log π + H(π), mean zero under π. [..., K] -> [..., K]."""
+    check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    logp = _logp(logits)
+    return logp + _entropy_from_logp(logp).unsqueeze(-1)
+
+
+def entropy_change_first_order(logits: Tensor, delta_logits: Tensor) -> Tensor:
+    """The Lemma: H(softmax(z + Δz)) - H(softmax(z)) ≈ -Cov_π(log π, Δz). [..., K] x2 -> [...]."""
+    check_tensor("logits", logits, min_dim=1)
+    check_tensor("delta_logits", delta_logits, min_dim=1)
+    check_same_shape(logits=logits, delta_logits=delta_logits)
+    logp = _logp(logits)
+    probs = logp.exp()
+    # Cov_π(log π, Δz) = E_π[L · Δz] because L already has mean zero under π.
+    L = logp + _entropy_from_logp(logp).unsqueeze(-1)
+    return -(probs * L * fp32(delta_logits)).sum(-1)
+
+
+def entropy_change_exact(logits: Tensor, delta_logits: Tensor) -> Tensor:
+    """The true change H(softmax(z + Δz)) - H(softmax(z)). [..., K] x2 -> [...]."""
+    check_same_shape(logits=logits, delta_logits=delta_logits)
+    return entropy(fp32(logits) + fp32(delta_logits)) - entropy(logits)
+
+
+def pg_logit_step(logits: Tensor, adv: Tensor, lr: float, gradient: str = "vanilla") -> Tensor:
+    """Δz of one exact policy-gradient step on E_π[A]. [..., K] logits and advantages -> [..., K].
+
+    vanilla: Δz = lr · π ⊙ (A - E_π A), the exact gradient of E_π[A] w.r.t. the logits.
+    natural: Δz = lr · (A - E_π A), the gradient preconditioned by the inverse Fisher of the softmax.
+    """
+    check_tensor("logits", logits, min_dim=1)
+    check_tensor("adv", adv, min_dim=1)
+    check_same_shape(logits=logits, adv=adv)
+    lr = check_number("lr", lr, low=0.0)
+    check_choice("gradient", gradient, GRADIENTS)
+    probs = _logp(logits).exp()
+    adv = fp32(adv)
+    centred = adv - (probs * adv).sum(-1, keepdim=True)
+    return lr * (probs * centred if gradient == "vanilla" else centred)
+
+
+def predicted_entropy_change(logits: Tensor, adv: Tensor, lr: float, gradient: str = "vanilla") -> Tensor:
+    """First-order ΔH of one exact PG step (Theorem 1 for vanilla, Cui et al. for natural). [..., K] -> [...].
+
+    vanilla: ΔH ≈ -lr · Σ_a π(a)² A(a) L(a) (with A centred under π); natural: ΔH ≈ -lr · Cov_π(log π, A).
+    """
+    return entropy_change_first_order(logits, pg_logit_step(logits, adv, lr, gradient))
+
+
+def clip_entropy_bounds(entropy: Tensor, eps_low: float, eps_high: float) -> tuple[Tensor, Tensor]:
+    """Theorem 2: if every ratio π'/π lies in [1-ε_low, 1+ε_high], then
+    (1-ε_low)·H(π) - log(1+ε_high) <= H(π') <= (1+ε_high)·H(π).  [...] -> ([...], [...]).
+
+    Why: H(π') = -Σ π r log π - Σ π r log r; the first sum is r-weighted H, the second lies in [0, log(1+ε_high)]
+    because Σ π r = 1 (Jensen gives >= 0) and r <= 1+ε_high.
+    """
+    check_tensor("entropy", entropy)
+    eps_low = check_number("eps_low", eps_low, low=0.0, high=1.0)
+    eps_high = check_number("eps_high", eps_high, low=0.0)
+    h = fp32(entropy)
+    return (1 - eps_low) * h - torch.log1p(torch.tensor(eps_high, dtype=h.dtype)), (1 + eps_high) * h

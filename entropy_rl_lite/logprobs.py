@@ -1,0 +1,161 @@
+"""fp32 token log-probabilities and entropies, chunked over tokens so the [tokens × vocab] block never exists whole.
+
+The library's precision contract (paper.md §4): whatever the model dtype, logits are formed, normalised and
+differentiated in fp32, with autocast off. Forward keeps only (logp, entropy) per token; backward recomputes
+each chunk's logits, so peak memory holds about two [chunk_size × vocab] fp32 blocks instead of several
+[tokens × vocab] ones.
+
+Gradients, per token with z the fp32 logits and p = softmax(z):
+  ∂ log p_y / ∂z = onehot(y) - p          ∂H / ∂z = -p ⊙ (log p + H)
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._checks import check_int, check_number, check_tensor
+
+
+def _compute_dtype(*xs: Tensor) -> torch.dtype:
+    """fp32, or float64 when an input is float64 (for exactness checks)."""
+    return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
+
+
+def _chunk_forward(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """fp32 logits [n, V] (overwritten) and targets [n] -> (log p_y [n], H [n])."""
+    z.sub_(torch.logsumexp(z, dim=-1, keepdim=True))  # z now holds log p
+    logp = z.gather(-1, y[:, None]).squeeze(-1)
+    entropy = -(z.exp().mul_(z)).sum(-1)
+    return logp, entropy
+
+
+def _chunk_grad(z: Tensor, y: Tensor, g_logp: Tensor, g_entropy: Tensor) -> Tensor:
+    """fp32 logits [n, V] (overwritten) -> ∂loss/∂z [n, V] given upstream grads of log p_y and H [n]."""
+    z.sub_(torch.logsumexp(z, dim=-1, keepdim=True))  # log p
+    p = z.exp()
+    h = -(p * z).sum(-1, keepdim=True)
+    grad = z.add_(h).mul_(p).mul_(-g_entropy[:, None])  # -g_H · p ⊙ (log p + H)
+    grad.sub_(p.mul_(g_logp[:, None]))  # - g_lp · p
+    return grad.scatter_add_(-1, y[:, None], g_logp[:, None])  # + g_lp · onehot(y)
+
+
+class _HiddenLogprobs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: int, temperature: float):
+        h = hidden.reshape(-1, hidden.shape[-1])
+        y = targets.reshape(-1)
+        cdt = _compute_dtype(hidden, weight)
+        w32 = weight.to(cdt)
+        logp = torch.empty(y.shape[0], dtype=cdt, device=hidden.device)
+        ent = torch.empty_like(logp)
+        for s in range(0, y.shape[0], chunk_size):
+            z = h[s:s + chunk_size].to(cdt) @ w32.T
+            if temperature != 1.0:
+                z.div_(temperature)
+            logp[s:s + chunk_size], ent[s:s + chunk_size] = _chunk_forward(z, y[s:s + chunk_size])
+        ctx.save_for_backward(hidden, weight, targets)
+        ctx.chunk_size, ctx.temperature = chunk_size, temperature
+        return logp.reshape(targets.shape), ent.reshape(targets.shape)
+
+    @staticmethod
+    def backward(ctx, g_logp: Tensor, g_ent: Tensor):
+        hidden, weight, targets = ctx.saved_tensors
+        h = hidden.reshape(-1, hidden.shape[-1])
+        y = targets.reshape(-1)
+        cdt = _compute_dtype(hidden, weight)
+        g_logp, g_ent = g_logp.reshape(-1).to(cdt), g_ent.reshape(-1).to(cdt)
+        w32 = weight.to(cdt)
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_h = torch.empty(h.shape, dtype=cdt, device=h.device) if need_h else None
+        grad_w = torch.zeros(w32.shape, dtype=cdt, device=h.device) if need_w else None
+        t = ctx.temperature
+        for s in range(0, y.shape[0], ctx.chunk_size):
+            hc = h[s:s + ctx.chunk_size].to(cdt)
+            z = hc @ w32.T
+            if t != 1.0:
+                z.div_(t)
+            gz = _chunk_grad(z, y[s:s + ctx.chunk_size], g_logp[s:s + ctx.chunk_size], g_ent[s:s + ctx.chunk_size])
+            if t != 1.0:
+                gz.div_(t)
+            if need_h:
+                grad_h[s:s + ctx.chunk_size] = gz @ w32
+            if need_w:
+                grad_w.addmm_(gz.T, hc)
+        grad_h = grad_h.reshape(hidden.shape).to(hidden.dtype) if need_h else None
+        grad_w = grad_w.to(weight.dtype) if need_w else None
+        return grad_h, grad_w, None, None, None
+
+
+class _LogitLogprobs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: Tensor, targets: Tensor, chunk_size: int, temperature: float):
+        z_all = logits.reshape(-1, logits.shape[-1])
+        y = targets.reshape(-1)
+        cdt = _compute_dtype(logits)
+        logp = torch.empty(y.shape[0], dtype=cdt, device=logits.device)
+        ent = torch.empty_like(logp)
+        for s in range(0, y.shape[0], chunk_size):
+            z = z_all[s:s + chunk_size].to(cdt) / temperature  # a fresh fp32 block: the input stays intact
+            logp[s:s + chunk_size], ent[s:s + chunk_size] = _chunk_forward(z, y[s:s + chunk_size])
+        ctx.save_for_backward(logits, targets)
+        ctx.chunk_size, ctx.temperature = chunk_size, temperature
+        return logp.reshape(targets.shape), ent.reshape(targets.shape)
+
+    @staticmethod
+    def backward(ctx, g_logp: Tensor, g_ent: Tensor):
+        logits, targets = ctx.saved_tensors
+        z_all = logits.reshape(-1, logits.shape[-1])
+        y = targets.reshape(-1)
+        cdt = _compute_dtype(logits)
+        g_logp, g_ent = g_logp.reshape(-1).to(cdt), g_ent.reshape(-1).to(cdt)
+        grad = torch.empty_like(z_all)
+        for s in range(0, y.shape[0], ctx.chunk_size):
+            z = z_all[s:s + ctx.chunk_size].to(cdt) / ctx.temperature
+            gz = _chunk_grad(z, y[s:s + ctx.chunk_size], g_logp[s:s + ctx.chunk_size], g_ent[s:s + ctx.chunk_size])
+            grad[s:s + ctx.chunk_size] = gz.div_(ctx.temperature).to(grad.dtype)
+        return grad.reshape(logits.shape), None, None, None
+
+
+def _check_targets(targets: object, shape: torch.Size, vocab: int) -> Tensor:
+    if not isinstance(targets, Tensor) or targets.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"targets must be an int64 tensor of token ids, got "
+                        f"{getattr(targets, 'dtype', type(targets).__name__)}")
+    if targets.shape != shape:
+        raise ValueError(f"targets has shape {tuple(targets.shape)}, expected {tuple(shape)}")
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= vocab):
+        raise ValueError(f"targets must be token ids in [0, {vocab}), got range "
+                         f"[{int(targets.min())}, {int(targets.max())}]; mask padding instead of using -100")
+    return targets.long()
+
+
+def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: int = 1024,
+                   temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """fp32 log π(target) and entropy from final hidden states and the output layer, chunked, differentiable.
+
+    hidden [B, T, D] (any float dtype), weight [V, D] (the LM head), targets [B, T] int64
+    -> (logp [B, T], entropy [B, T]), fp32 (float64 if an input is float64). Gradients flow to hidden and weight.
+    """
+    check_tensor("hidden", hidden, min_dim=2)
+    check_tensor("weight", weight, min_dim=2)
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]}, "
+                         f"got {tuple(weight.shape)}")
+    targets = _check_targets(targets, hidden.shape[:-1], weight.shape[0])
+    chunk_size = check_int("chunk_size", chunk_size, low=1)
+    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+    with torch.autocast(hidden.device.type, enabled=False):
+        return _HiddenLogprobs.apply(hidden, weight, targets, chunk_size, temperature)
+
+
+def logprobs_from_logits(logits: Tensor, targets: Tensor, chunk_size: int = 1024,
+                         temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """fp32 log π(target) and entropy from logits of any dtype, chunked over tokens, differentiable.
+
+    logits [..., V], targets [...] int64 -> (logp [...], entropy [...]), fp32 (float64 for float64 logits).
+    """
+    check_tensor("logits", logits, min_dim=1)
+    targets = _check_targets(targets, logits.shape[:-1], logits.shape[-1])
+    chunk_size = check_int("chunk_size", chunk_size, low=1)
+    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+    with torch.autocast(logits.device.type, enabled=False):
+        return _LogitLogprobs.apply(logits, targets, chunk_size, temperature)

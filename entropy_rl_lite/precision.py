@@ -1,0 +1,75 @@
+"""bf16 helpers (paper.md §4): rounding, measuring the bias of an importance ratio, and what a biased
+ratio does to the clip bounds.
+
+If the computed ratio is b·r with b > 1, clipping it to [1-ε_low, 1+ε_high] clips the true r to
+[(1-ε_low)/b, (1+ε_high)/b]: the upper bound tightens and the lower one loosens, i.e. asymmetric clipping
+in the entropy-reducing direction.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._checks import check_eps, check_number, check_tensor, fp32
+
+
+def round_bf16(x: Tensor) -> Tensor:
+    """Round to the nearest bfloat16 and return in x's float dtype (what a bf16 model would have stored)."""
+    check_tensor("x", x, allow_neg_inf=True)
+    return x.to(torch.bfloat16).to(x.dtype)
+
+
+def ratio_stats(logp: Tensor, logp_old: Tensor, mask: Tensor | None = None, tol: float = 1e-6) -> dict[str, float]:
+    """Summary of r = exp(logp - logp_old) over valid tokens, for two code paths that should agree.
+
+    On-policy r ≡ 1, so mean(r) estimates the multiplicative bias b. Shapes: any, all equal.
+    """
+    check_tensor("logp", logp)
+    check_tensor("logp_old", logp_old)
+    if logp.shape != logp_old.shape:
+        raise ValueError(f"logp has shape {tuple(logp.shape)} but logp_old has {tuple(logp_old.shape)}")
+    tol = check_number("tol", tol, low=0.0)
+    r = torch.exp(fp32(logp).double() - fp32(logp_old).double())
+    if mask is not None:
+        if mask.shape != r.shape:
+            raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {tuple(r.shape)}")
+        r = r[mask.bool()]
+    if r.numel() == 0:
+        raise ValueError("mask selects no token; nothing to measure")
+    log_r = r.log()
+    return {
+        "mean": r.mean().item(),
+        "median": r.median().item(),
+        "std": r.std().item() if r.numel() > 1 else 0.0,
+        "mean_log": log_r.mean().item(),
+        "frac_above": (r > 1 + tol).double().mean().item(),
+        "frac_below": (r < 1 - tol).double().mean().item(),
+        "max": r.max().item(),
+        "min": r.min().item(),
+        "n": r.numel(),
+    }
+
+
+def expected_ratio(logp: Tensor, logp_old: Tensor, logp_sampler: Tensor | None = None) -> Tensor:
+    """E_{a~π_sampler}[exp(logp(a) - logp_old(a))], summed exactly over the last (vocabulary) dim. [..., V] -> [...].
+
+    With exact, normalised log-probs and sampler = old this is exactly 1; rounding in either path moves it.
+    logp_sampler defaults to logp_old (the policy that generated the data).
+    """
+    check_tensor("logp", logp, min_dim=1, allow_neg_inf=True)
+    check_tensor("logp_old", logp_old, min_dim=1, allow_neg_inf=True)
+    sampler = logp_old if logp_sampler is None else logp_sampler
+    lp, lo, ls = (fp32(t).double() for t in (logp, logp_old, sampler))
+    ratio = torch.exp(torch.where(torch.isinf(lo), torch.zeros_like(lp), lp - lo))
+    return (ls.exp() * ratio).sum(-1)
+
+
+def effective_clip_bounds(bias: float, eps_low: float, eps_high: float) -> tuple[float, float]:
+    """(ε_low, ε_high) that the true ratio effectively sees when the computed ratio is bias·r.
+
+    Clipping bias·r to [1-ε_low, 1+ε_high] clips r to [(1-ε_low)/b, (1+ε_high)/b], i.e.
+    returns (1 - (1-ε_low)/b, (1+ε_high)/b - 1). b = 1.05 turns (0.2, 0.28) into (0.238, 0.219).
+    """
+    b = check_number("bias", bias, low=0.0, low_open=True)
+    lo, hi = check_eps("eps_low", eps_low), check_eps("eps_high", eps_high)
+    return 1.0 - (1.0 - lo) / b, (1.0 + hi) / b - 1.0

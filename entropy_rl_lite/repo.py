@@ -1,0 +1,113 @@
+"""REPO: regulate entropy through the advantage (paper.md §5).
+
+General form: A_REPO = A - β·L with L = log π + H. By Theorem 1, β > 0 raises entropy and β < 0 lowers it.
+Its expected gradient is ∇J + β∇H: an entropy bonus estimated from the sampled tokens alone.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._checks import check_number, check_same_shape, check_tensor, fp32
+from .controllers import EntropyTargetController
+
+
+def repo_advantage(adv: Tensor, centered_logp: Tensor, beta: float | Tensor) -> Tensor:
+    """A - β·L, with L detached (β·L shapes the advantage; it is not differentiated). [...] -> [...].
+
+    beta: a number, or a tensor broadcastable to adv (one β per state, per problem...).
+    """
+    check_tensor("adv", adv)
+    check_tensor("centered_logp", centered_logp)
+    check_same_shape(adv=adv, centered_logp=centered_logp)
+    if isinstance(beta, Tensor):
+        check_tensor("beta", beta)
+        beta = fp32(beta)
+    else:
+        beta = check_number("beta", beta)
+    return fp32(adv) - beta * fp32(centered_logp).detach()
+
+
+def decorrelating_beta(adv: Tensor, centered_logp: Tensor, probs: Tensor, weights: Tensor,
+                       dim: int | tuple[int, ...] = -1) -> Tensor:
+    """β* = E_π[A·L·π] / E_π[L²·π]: the β whose REPO step has zero first-order entropy change.
+
+    All inputs share a shape; `weights` say how each entry counts in the expectation: π itself for an
+    exact sum over every action, a 0/1 mask (or 1/n) for tokens sampled from π. `probs` is π of each
+    entry's action. Reduces over `dim` (e.g. -1 over arms, or (-2, -1) over a [B, T] batch).
+    Assumes A is centred under π (E_π A = 0), as policy-gradient advantages are; otherwise the
+    baseline's share E_π A · Σ π² L also moves entropy and β* does not cancel it.
+    """
+    for name, x in (("adv", adv), ("centered_logp", centered_logp), ("probs", probs), ("weights", weights)):
+        check_tensor(name, x)
+    check_same_shape(adv=adv, centered_logp=centered_logp, probs=probs, weights=weights)
+    adv, L, probs, w = fp32(adv), fp32(centered_logp).detach(), fp32(probs).detach(), fp32(weights)
+    num = (w * probs * adv * L).sum(dim)
+    den = (w * probs * L.square()).sum(dim)
+    # A uniform policy has L ≡ 0: no β can move entropy to first order, and 0 is the honest answer. L is
+    # then pure rounding noise (~1e-16), so "zero" means an rms L below 100 machine epsilons.
+    noise = (w * probs).sum(dim) * (100 * torch.finfo(den.dtype).eps) ** 2
+    return torch.where(den > noise, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(num))
+
+
+def repo_d_beta(adv: Tensor, centered_logp: Tensor, probs: Tensor, weights: Tensor, zeta: float | Tensor,
+                dim: int | tuple[int, ...] = -1) -> Tensor:
+    """REPO-D [ours]: β = ζ · β*, so ζ = 1 cancels the first-order entropy change and ζ > 1 reverses it.
+
+    Shapes as `decorrelating_beta`; zeta a number or a tensor broadcastable to the reduced shape.
+    """
+    if not isinstance(zeta, Tensor):
+        zeta = check_number("zeta", zeta)
+    return zeta * decorrelating_beta(adv, centered_logp, probs, weights, dim)
+
+
+def repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = -20.0) -> Tensor:
+    """REPO-R: rescale A by the token's surprise; sign-preserving. [...] -> [...] (paper.md §5, App. D.2).
+
+    A > 0: A·(1 - ζ·log π) clamped to >= 0;  A < 0: A·(1 + ζ·log π) clamped to <= 0;  A = 0: 0.
+    log π is the current policy's, detached and floored at logp_floor. ζ > 0 raises entropy.
+    """
+    check_tensor("adv", adv)
+    check_tensor("logp", logp, allow_neg_inf=True)
+    check_same_shape(adv=adv, logp=logp)
+    logp_floor = check_number("logp_floor", logp_floor, high=0.0)
+    if isinstance(zeta, Tensor):
+        check_tensor("zeta", zeta)
+        zeta = fp32(zeta)
+    else:
+        zeta = check_number("zeta", zeta)
+    adv = fp32(adv)
+    lp = fp32(logp).detach().clamp_min(logp_floor)
+    up = (adv * (1 - zeta * lp)).clamp_min(0)
+    down = (adv * (1 + zeta * lp)).clamp_max(0)
+    return torch.where(adv > 0, up, torch.where(adv < 0, down, torch.zeros_like(adv)))
+
+
+class ZetaController(EntropyTargetController):
+    """Steers REPO's ζ toward a target entropy, once per iteration (paper.md §5).
+
+    Entropy too low:  ζ >= 0 -> min(2ζ, ζ_max) (0 -> ζ_min);  ζ < 0 -> ζ/2, flipping to +ζ_min once above -ζ_min.
+    Entropy too high: ζ > 0 -> ζ/2, flipping to -ζ_min once below ζ_min;  ζ < 0 -> max(2ζ, -ζ_max) (0 -> -ζ_min).
+    """
+
+    def __init__(self, zeta: float | Tensor = 1e-3, zeta_min: float = 1e-4, zeta_max: float = 0.05,
+                 target: float | Tensor | None = None) -> None:
+        self.zeta_min = check_number("zeta_min", zeta_min, low=0.0, low_open=True)
+        self.zeta_max = check_number("zeta_max", zeta_max, low=self.zeta_min)
+        z = zeta if isinstance(zeta, Tensor) else check_number("zeta", zeta)
+        if float(torch.as_tensor(z).abs().max()) > self.zeta_max:
+            raise ValueError(f"|zeta| must be <= zeta_max={self.zeta_max}, got {z}")
+        super().__init__(z, target)
+
+    def _raise(self, v: Tensor) -> Tensor:
+        grown = torch.where(v == 0, torch.full_like(v, self.zeta_min), (2 * v).clamp_max(self.zeta_max))
+        halved = torch.where(v / 2 > -self.zeta_min, torch.full_like(v, self.zeta_min), v / 2)
+        return torch.where(v >= 0, grown, halved)
+
+    def _lower(self, v: Tensor) -> Tensor:
+        grown = torch.where(v == 0, torch.full_like(v, -self.zeta_min), (2 * v).clamp_min(-self.zeta_max))
+        halved = torch.where(v / 2 < self.zeta_min, torch.full_like(v, -self.zeta_min), v / 2)
+        return torch.where(v <= 0, grown, halved)
+
+    def _params(self) -> dict[str, float]:
+        return {"zeta_min": self.zeta_min, "zeta_max": self.zeta_max}
