@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 
 import torch
@@ -42,8 +43,9 @@ def check_number(name: str, x: object, *, low: float | None = None, high: float 
 
 def check_int(name: str, x: object, *, low: int | None = None) -> int:
     """Require an integer >= low."""
-    if isinstance(x, bool) or not isinstance(x, int):
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(x).__name__}")
+    x = int(x)
     if low is not None and x < low:
         raise ValueError(f"{name} must be >= {low}, got {x}")
     return x

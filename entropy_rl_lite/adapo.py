@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._checks import check_number
+from ._checks import check_number, check_tensor
 from .controllers import EntropyTargetController
 
 
@@ -21,7 +21,12 @@ class EpsHighController(EntropyTargetController):
         self.eps_min = check_number("eps_min", eps_min, low=0.0)
         self.eps_max = check_number("eps_max", eps_max, low=self.eps_min)
         self.factor = check_number("factor", factor, low=1.0, low_open=True)
-        if not isinstance(eps_high, Tensor):
+        if isinstance(eps_high, Tensor):
+            check_tensor("eps_high", eps_high)
+            if bool(((eps_high < self.eps_min) | (eps_high > self.eps_max)).any()):
+                raise ValueError(f"eps_high must lie in [eps_min, eps_max] = [{self.eps_min}, {self.eps_max}], "
+                                 f"got values in [{eps_high.min().item():.4g}, {eps_high.max().item():.4g}]")
+        else:
             eps_high = check_number("eps_high", eps_high, low=self.eps_min, high=self.eps_max)
         super().__init__(eps_high, target)
 

@@ -33,7 +33,10 @@ def group_advantages(rewards: Tensor, group_size: int, kind: str = "grpo", eps: 
     if kind == "none":
         return rewards.clone()
     r = rewards.reshape(*rewards.shape[:-1], n // group_size, group_size)
-    centred = r - r.mean(-1, keepdim=True)
+    # The float mean of G equal rewards need not equal them exactly, and GRPO would divide that residue
+    # by a residue std: find the all-equal groups directly and give them exactly zero.
+    same = (r == r[..., :1]).all(-1, keepdim=True)
+    centred = torch.where(same, torch.zeros_like(r), r - r.mean(-1, keepdim=True))
     if kind == "dr_grpo":
         adv = centred
     elif kind == "rloo":
@@ -41,8 +44,7 @@ def group_advantages(rewards: Tensor, group_size: int, kind: str = "grpo", eps: 
         adv = centred * (group_size / (group_size - 1))
     else:
         std = r.std(-1, keepdim=True, unbiased=True)
-        # An all-equal group has centred == 0 exactly, so 0 / eps = 0 even when eps = 0.
-        adv = torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+        adv = torch.where(same, torch.zeros_like(centred), centred / (std + eps))
     return adv.reshape(rewards.shape)
 
 
@@ -60,12 +62,13 @@ def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo"
     rewards, probs = torch.broadcast_tensors(fp32(rewards), fp32(probs))
     if kind == "none":
         return rewards.clone()
-    mean = (probs * rewards).sum(-1, keepdim=True)
-    centred = rewards - mean
+    probs = probs / probs.sum(-1, keepdim=True)  # Σπ is 1 only up to rounding
+    same = (rewards == rewards[..., :1]).all(-1, keepdim=True)
+    centred = torch.where(same, torch.zeros_like(rewards), rewards - (probs * rewards).sum(-1, keepdim=True))
     if kind in ("rloo", "dr_grpo"):
         return centred
-    std = (probs * centred.square()).sum(-1, keepdim=True).clamp_min(0).sqrt()
-    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+    std = (probs * centred.square()).sum(-1, keepdim=True).sqrt()
+    return torch.where(same | (std == 0), torch.zeros_like(centred), centred / (std + eps))
 
 
 def scale_advantages(adv: Tensor, mask: Tensor | None = None, center: bool = False, eps: float = 1e-6) -> Tensor:

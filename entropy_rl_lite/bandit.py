@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._checks import check_choice, check_int, check_number, check_tensor
 from .adapo import EpsHighController
@@ -81,6 +81,17 @@ class BanditConfig:
         check_number("adv_eps", self.adv_eps, low=0.0)
         if self.target_entropy is not None:
             check_number("target_entropy", self.target_entropy, low=0.0)
+        check_number("zeta_min", self.zeta_min, low=0.0, low_open=True)
+        check_number("zeta_max", self.zeta_max, low=self.zeta_min)
+        check_number("eps_high_min", self.eps_high_min, low=0.0)
+        check_number("eps_high_max", self.eps_high_max, low=self.eps_high_min)
+        check_number("adapo_factor", self.adapo_factor, low=1.0, low_open=True)
+        if self.zeta_control and self.zeta != 0 and not self.zeta_min <= abs(self.zeta) <= self.zeta_max:
+            raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = [{self.zeta_min}, "
+                             f"{self.zeta_max}] when zeta_control=True, got {self.zeta}")
+        if self.adapo and not self.eps_high_min <= self.eps_high <= self.eps_high_max:
+            raise ValueError(f"eps_high must lie in [eps_high_min, eps_high_max] = [{self.eps_high_min}, "
+                             f"{self.eps_high_max}] when adapo=True, got {self.eps_high}")
         if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
             raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
         bad = set(self.loss_kwargs) - {"clip_cov_ratio", "clip_cov_bounds", "kl_cov_ratio", "kl_coef", "horizon"}

@@ -23,15 +23,25 @@ def _entropy_from_logp(logp: Tensor) -> Tensor:
     return -torch.where(probs > 0, probs * logp, torch.zeros_like(logp)).sum(-1)
 
 
+def _check_logits(logits: object) -> Tensor:
+    """Logits of a distribution: at least one action, and at least one finite logit per row (-inf masks an arm)."""
+    check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one action in the last dimension, got shape {tuple(logits.shape)}")
+    if not bool(torch.isfinite(logits).any(-1).all()):
+        raise ValueError("logits has a row that is entirely -inf: no action has positive probability")
+    return logits
+
+
 def entropy(logits: Tensor) -> Tensor:
     """H(softmax(logits)) in nats. [..., K] -> [...]."""
-    check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    _check_logits(logits)
     return _entropy_from_logp(_logp(logits))
 
 
 def centered_logp(logits: Tensor) -> Tensor:
     """L = log π + H(π), mean zero under π. [..., K] -> [..., K]."""
-    check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    _check_logits(logits)
     logp = _logp(logits)
     return logp + _entropy_from_logp(logp).unsqueeze(-1)
 

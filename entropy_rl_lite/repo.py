@@ -11,6 +11,8 @@ from torch import Tensor
 from ._checks import check_number, check_same_shape, check_tensor, fp32
 from .controllers import EntropyTargetController
 
+ZETA_LIMIT = 1e6
+
 
 def repo_advantage(adv: Tensor, centered_logp: Tensor, beta: float | Tensor) -> Tensor:
     """A - β·L, with L detached (β·L shapes the advantage; it is not differentiated). [...] -> [...].
@@ -74,8 +76,11 @@ def repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = 
     if isinstance(zeta, Tensor):
         check_tensor("zeta", zeta)
         zeta = fp32(zeta)
+        big = zeta.abs().max().item() if zeta.numel() else 0.0
     else:
-        zeta = check_number("zeta", zeta)
+        zeta = big = check_number("zeta", zeta)
+    if abs(big) > ZETA_LIMIT:  # beyond this ζ·log π overflows meaningfully; the paper's |ζ| is <= 10
+        raise ValueError(f"|zeta| must be <= {ZETA_LIMIT:g}, got {big:g}")
     adv = fp32(adv)
     lp = fp32(logp).detach().clamp_min(logp_floor)
     up = (adv * (1 - zeta * lp)).clamp_min(0)
@@ -95,8 +100,10 @@ class ZetaController(EntropyTargetController):
         self.zeta_min = check_number("zeta_min", zeta_min, low=0.0, low_open=True)
         self.zeta_max = check_number("zeta_max", zeta_max, low=self.zeta_min)
         z = zeta if isinstance(zeta, Tensor) else check_number("zeta", zeta)
-        if float(torch.as_tensor(z).abs().max()) > self.zeta_max:
-            raise ValueError(f"|zeta| must be <= zeta_max={self.zeta_max}, got {z}")
+        mag = torch.as_tensor(z, dtype=torch.float64).abs()
+        if bool(((mag > self.zeta_max) | ((mag > 0) & (mag < self.zeta_min))).any()):
+            raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = "
+                             f"[{self.zeta_min:g}, {self.zeta_max:g}], got {z}")
         super().__init__(z, target)
 
     def _raise(self, v: Tensor) -> Tensor:
