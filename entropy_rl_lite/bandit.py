@@ -150,17 +150,16 @@ def rewards_from_env(env: Any) -> Tensor:
     return torch.tensor(np.array(table, dtype=np.float64))  # a copy: env tables are read-only arrays
 
 
-def _initial_logits(rewards: Tensor, init_logits: Tensor | None, seeds: int) -> Tensor:
-    """-> [seeds, states, arms] float64 logits, from None (uniform), [..arms], or per-seed logits."""
-    states, arms = rewards.shape
+def _initial_logits(table: Tensor, init_logits: Tensor | None, seeds: int) -> Tensor:
+    """[states, arms] table -> [seeds, states, arms] float64 logits, from None (uniform), shared or per-seed logits."""
+    states, arms = table.shape
     if init_logits is None:
         return torch.zeros(seeds, states, arms, dtype=torch.float64)
     check_tensor("init_logits", init_logits, min_dim=1)
     z = init_logits.to(torch.float64)
-    one_state = rewards.dim() == 2 and states == 1
-    if one_state and z.dim() == 1:
+    if states == 1 and z.dim() == 1:
         z = z[None]
-    elif one_state and z.dim() == 2 and z.shape[0] == seeds and z.shape[1] == arms:
+    elif states == 1 and z.dim() == 2 and z.shape == (seeds, arms):
         z = z[:, None]
     if z.dim() == 2 and z.shape == (states, arms):
         z = z.expand(seeds, states, arms)
