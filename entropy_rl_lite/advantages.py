@@ -62,7 +62,6 @@ def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo"
     rewards, probs = torch.broadcast_tensors(fp32(rewards), fp32(probs))
     if kind == "none":
         return rewards.clone()
-    probs = probs / probs.sum(-1, keepdim=True)  # Σπ is 1 only up to rounding
     same = (rewards == rewards[..., :1]).all(-1, keepdim=True)
     centred = torch.where(same, torch.zeros_like(rewards), rewards - (probs * rewards).sum(-1, keepdim=True))
     if kind in ("rloo", "dr_grpo"):

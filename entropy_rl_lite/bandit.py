@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ._checks import check_choice, check_int, check_number, check_tensor
+from ._checks import check_choice, check_int, check_number, check_tensor, trusted
 from .adapo import EpsHighController
 from .advantages import ADVANTAGES, expected_group_advantages, group_advantages
 from .entropy import GRADIENTS, _entropy_from_logp
@@ -196,67 +196,79 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
     ent_hist, rew_hist, prob_hist = [], [], []
     rec: dict[str, list[Tensor]] = {k: [] for k in ("loss", "zeta", "eps_high", "clip_frac_low", "clip_frac_high")}
 
-    def record() -> tuple[Tensor, Tensor]:
+    def record(logp_full: Tensor) -> tuple[Tensor, Tensor]:
+        """Log the policy whose detached log π is given; return (π, entropy per seed)."""
+        probs = logp_full.exp()
+        ent_hist.append(_entropy_from_logp(logp_full).mean(-1))
+        rew_hist.append((probs * table).sum(-1).mean(-1))
+        if cfg.record_probs:
+            prob_hist.append(probs[:, 0].clone() if one_state else probs.clone())
+        return probs, ent_hist[-1]
+
+    # Inputs are validated above; inside the loop the shared functions skip their per-call checks.
+    with trusted():
+        for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}"):
+            _step(cfg, z, opt, table, generator, zeta_ctrl, eps_ctrl, record, rec)
         with torch.no_grad():
-            logp_full = torch.log_softmax(z, -1)
-            probs = logp_full.exp()
-            ent_hist.append(_entropy_from_logp(logp_full).mean(-1))
-            rew_hist.append((probs * table).sum(-1).mean(-1))
-            if cfg.record_probs:
-                prob_hist.append(probs[:, 0].clone() if one_state else probs.clone())
-        return logp_full, probs
-
-    for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}"):
-        logp_old_full, probs_old = record()
-        entropy_now = ent_hist[-1]
-        zeta = zeta_ctrl.update(entropy_now) if zeta_ctrl else torch.full((S,), cfg.zeta, dtype=torch.float64)
-        eps_high = eps_ctrl.update(entropy_now) if eps_ctrl else torch.full((S,), cfg.eps_high, dtype=torch.float64)
-
-        # The batch: which arm each one-token episode played, its weight in the loss, and its advantage.
-        if cfg.estimator == "exact":
-            actions = torch.arange(K).expand(S, C, K)
-            weights = probs_old / C
-            adv = expected_group_advantages(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps)
-        else:
-            actions = torch.multinomial(probs_old.reshape(S * C, K), cfg.group_size, replacement=True,
-                                        generator=generator).reshape(S, C, cfg.group_size)
-            weights = torch.ones(actions.shape, dtype=torch.float64)
-            r = table.expand(S, C, K).gather(-1, actions)
-            adv = group_advantages(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
-        logp_old = logp_old_full.gather(-1, actions)
-
-        clip_low = torch.zeros(S, dtype=torch.float64)
-        clip_high = torch.zeros(S, dtype=torch.float64)
-        for _epoch in range(cfg.epochs):
-            logp_full = torch.log_softmax(z, -1)
-            logp = logp_full.gather(-1, actions)  # [S, C, n]
-            a = _shape_advantage(cfg, adv, logp, logp_full, weights, zeta)
-            n = actions.shape[-1]
-            loss, m = policy_loss(logp.reshape(S, C * n, 1), logp_old.reshape(S, C * n, 1), a.reshape(S, C * n, 1),
-                                  weights.reshape(S, C * n, 1), cfg.objective, cfg.eps_low, eps_high,
-                                  generator=generator, **cfg.loss_kwargs)
-            if cfg.entropy_coef:
-                loss = loss - cfg.entropy_coef * _entropy_from_logp(logp_full).mean(-1)
-            (grad,) = torch.autograd.grad(loss.sum(), z)
-            if cfg.gradient == "natural":
-                grad = grad / logp_full.detach().exp()
-            with torch.no_grad():
-                if opt is None:
-                    z -= cfg.lr * grad
-                else:
-                    z.grad = grad
-                    opt.step()
-            clip_low += m["clip_frac_low"] / cfg.epochs
-            clip_high += m["clip_frac_high"] / cfg.epochs
-        for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high),
-                     ("clip_frac_low", clip_low), ("clip_frac_high", clip_high)):
-            rec[k].append(torch.as_tensor(v, dtype=torch.float64).expand(S).clone())
-    record()
+            record(torch.log_softmax(z, -1))
 
     empty = torch.zeros(0, S, dtype=torch.float64)
     stack = {k: torch.stack(v) if v else empty for k, v in rec.items()}
     return History(entropy=torch.stack(ent_hist), reward=torch.stack(rew_hist),
                    probs=torch.stack(prob_hist) if cfg.record_probs else None, config=cfg, **stack)
+
+
+def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table: Tensor,
+          generator: torch.Generator | None, zeta_ctrl: ZetaController | None, eps_ctrl: EpsHighController | None,
+          record: Any, rec: dict[str, list[Tensor]]) -> None:
+    """One iteration: log the policy, step the controllers, build a batch, run `epochs` updates on it."""
+    S, C, K = z.shape
+    logp_full = torch.log_softmax(z, -1)  # reused by the first epoch
+    logp_old_full = logp_full.detach()
+    probs_old, entropy_now = record(logp_old_full)
+    zeta = zeta_ctrl.update(entropy_now) if zeta_ctrl else torch.full((S,), cfg.zeta, dtype=torch.float64)
+    eps_high = eps_ctrl.update(entropy_now) if eps_ctrl else torch.full((S,), cfg.eps_high, dtype=torch.float64)
+
+    # The batch: which arm each one-token episode played, its weight in the loss, and its advantage.
+    if cfg.estimator == "exact":
+        actions = torch.arange(K).expand(S, C, K)
+        weights = probs_old / C
+        adv = expected_group_advantages(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps)
+    else:
+        actions = torch.multinomial(probs_old.reshape(S * C, K), cfg.group_size, replacement=True,
+                                    generator=generator).reshape(S, C, cfg.group_size)
+        weights = torch.ones(actions.shape, dtype=torch.float64)
+        r = table.expand(S, C, K).gather(-1, actions)
+        adv = group_advantages(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
+    logp_old = logp_old_full.gather(-1, actions)
+
+    clip_low = torch.zeros(S, dtype=torch.float64)
+    clip_high = torch.zeros(S, dtype=torch.float64)
+    for epoch in range(cfg.epochs):
+        if epoch:
+            logp_full = torch.log_softmax(z, -1)
+        logp = logp_full.gather(-1, actions)  # [S, C, n]
+        a = _shape_advantage(cfg, adv, logp, logp_full, weights, zeta)
+        n = actions.shape[-1]
+        loss, m = policy_loss(logp.reshape(S, C * n, 1), logp_old.reshape(S, C * n, 1), a.reshape(S, C * n, 1),
+                              weights.reshape(S, C * n, 1), cfg.objective, cfg.eps_low, eps_high,
+                              generator=generator, **cfg.loss_kwargs)
+        if cfg.entropy_coef:
+            loss = loss - cfg.entropy_coef * _entropy_from_logp(logp_full).mean(-1)
+        (grad,) = torch.autograd.grad(loss.sum(), z)
+        if cfg.gradient == "natural":
+            grad = grad / logp_full.detach().exp()
+        with torch.no_grad():
+            if opt is None:
+                z -= cfg.lr * grad
+            else:
+                z.grad = grad
+                opt.step()
+        clip_low += m["clip_frac_low"] / cfg.epochs
+        clip_high += m["clip_frac_high"] / cfg.epochs
+    for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high),
+                 ("clip_frac_low", clip_low), ("clip_frac_high", clip_high)):
+        rec[k].append(torch.as_tensor(v, dtype=torch.float64).expand(S).clone())
 
 
 def _shape_advantage(cfg: BanditConfig, adv: Tensor, logp: Tensor, logp_full: Tensor, weights: Tensor,

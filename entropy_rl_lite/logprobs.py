@@ -2,8 +2,8 @@
 
 The library's precision contract (paper.md §4): whatever the model dtype, logits are formed, normalised and
 differentiated in fp32, with autocast off. Forward keeps only (logp, entropy) per token; backward recomputes
-each chunk's logits, so peak memory holds about two [chunk_size × vocab] fp32 blocks instead of several
-[tokens × vocab] ones.
+each chunk's logits, so peak memory holds two [chunk_size × vocab] fp32 blocks (logits, then probabilities)
+instead of several [tokens × vocab] ones. An fp32 weight is used in place; a bf16 one is upcast once per call.
 
 Gradients, per token with z the fp32 logits and p = softmax(z):
   ∂ log p_y / ∂z = onehot(y) - p          ∂H / ∂z = -p ⊙ (log p + H)
@@ -21,19 +21,30 @@ def _compute_dtype(*xs: Tensor) -> torch.dtype:
     return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
 
 
+def _rowdot(a: Tensor, b: Tensor) -> Tensor:
+    """Σ_j a_ij b_ij per row [n, V] x2 -> [n], as a batched matmul: no third [n, V] block."""
+    return torch.bmm(a[:, None, :], b[:, :, None]).reshape(-1)
+
+
+def _log_softmax_(z: Tensor) -> Tensor:
+    """Turn logits [n, V] into log p in place and return p: two [n, V] blocks in all (logsumexp makes a third)."""
+    z.sub_(z.amax(-1, keepdim=True))
+    p = z.exp()
+    total = p.sum(-1, keepdim=True)
+    z.sub_(total.log())
+    return p.div_(total)
+
+
 def _chunk_forward(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """fp32 logits [n, V] (overwritten) and targets [n] -> (log p_y [n], H [n])."""
-    z.sub_(torch.logsumexp(z, dim=-1, keepdim=True))  # z now holds log p
-    logp = z.gather(-1, y[:, None]).squeeze(-1)
-    entropy = -(z.exp().mul_(z)).sum(-1)
-    return logp, entropy
+    p = _log_softmax_(z)  # z now holds log p
+    return z.gather(-1, y[:, None]).squeeze(-1), -_rowdot(p, z)
 
 
 def _chunk_grad(z: Tensor, y: Tensor, g_logp: Tensor, g_entropy: Tensor) -> Tensor:
     """fp32 logits [n, V] (overwritten) -> ∂loss/∂z [n, V] given upstream grads of log p_y and H [n]."""
-    z.sub_(torch.logsumexp(z, dim=-1, keepdim=True))  # log p
-    p = z.exp()
-    h = -(p * z).sum(-1, keepdim=True)
+    p = _log_softmax_(z)  # z now holds log p
+    h = -_rowdot(p, z)[:, None]
     grad = z.add_(h).mul_(p).mul_(-g_entropy[:, None])  # -g_H · p ⊙ (log p + H)
     grad.sub_(p.mul_(g_logp[:, None]))  # - g_lp · p
     return grad.scatter_add_(-1, y[:, None], g_logp[:, None])  # + g_lp · onehot(y)
@@ -53,6 +64,7 @@ class _HiddenLogprobs(torch.autograd.Function):
             if temperature != 1.0:
                 z.div_(temperature)
             logp[s:s + chunk_size], ent[s:s + chunk_size] = _chunk_forward(z, y[s:s + chunk_size])
+            del z
         ctx.save_for_backward(hidden, weight, targets)
         ctx.chunk_size, ctx.temperature = chunk_size, temperature
         return logp.reshape(targets.shape), ent.reshape(targets.shape)
@@ -81,6 +93,7 @@ class _HiddenLogprobs(torch.autograd.Function):
                 grad_h[s:s + ctx.chunk_size] = gz @ w32
             if need_w:
                 grad_w.addmm_(gz.T, hc)
+            del z, gz  # free this chunk's blocks before the next one allocates
         grad_h = grad_h.reshape(hidden.shape).to(hidden.dtype) if need_h else None
         grad_w = grad_w.to(weight.dtype) if need_w else None
         return grad_h, grad_w, None, None, None
@@ -113,6 +126,7 @@ class _LogitLogprobs(torch.autograd.Function):
             z = z_all[s:s + ctx.chunk_size].to(cdt) / ctx.temperature
             gz = _chunk_grad(z, y[s:s + ctx.chunk_size], g_logp[s:s + ctx.chunk_size], g_ent[s:s + ctx.chunk_size])
             grad[s:s + ctx.chunk_size] = gz.div_(ctx.temperature).to(grad.dtype)
+            del z, gz
         return grad.reshape(logits.shape), None, None, None
 
 

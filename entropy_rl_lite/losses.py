@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_eps, check_number, check_tensor, fp32
+from ._checks import check_choice, check_eps, check_number, check_tensor, fp32, is_trusted
 from .metrics import clip_fractions, per_problem
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -25,6 +25,8 @@ def as_weights(mask: Tensor, like: Tensor) -> Tensor:
     if mask.shape != like.shape:
         raise ValueError(f"mask has shape {tuple(mask.shape)} but the per-token values have {tuple(like.shape)}")
     w = mask.to(like.dtype) if mask.dtype == torch.bool else fp32(mask).to(like.dtype)
+    if is_trusted():
+        return w
     if bool(torch.isnan(w).any()) or bool((w < 0).any()) or bool(torch.isinf(w).any()):
         raise ValueError("mask must hold finite weights >= 0 (or bools)")
     empty = (w.flatten(-2).sum(-1) <= 0) if w.dim() >= 2 else (w.sum() <= 0)
@@ -167,7 +169,11 @@ def policy_loss(
             metrics["cov_frac"] = masked_mean(drop.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
 
     loss = aggregate(per_token, w, agg, horizon)
-    metrics.update(clip_fractions(ratio.detach(), adv, w, eps_low, eps_high))
+    if kind == "reinforce":  # nothing is clipped, by construction
+        zero = torch.zeros(w.shape[:-2], dtype=w.dtype)
+        metrics.update(clip_frac_low=zero, clip_frac_high=zero, clip_frac=zero)
+    else:
+        metrics.update(clip_fractions(ratio.detach(), adv, w, eps_low, eps_high))
     metrics["approx_kl"] = masked_mean((ratio.detach() - 1) - log_ratio.detach(), w)  # k3 estimator of KL(old‖new)
     metrics["ratio_mean"] = masked_mean(ratio.detach(), w)
     metrics["ratio_max"] = torch.where(w > 0, ratio.detach(), -torch.inf).flatten(-2).amax(-1)
