@@ -21,11 +21,6 @@ def _compute_dtype(*xs: Tensor) -> torch.dtype:
     return torch.float64 if any(x.dtype == torch.float64 for x in xs) else torch.float32
 
 
-def _rowdot(a: Tensor, b: Tensor) -> Tensor:
-    """Σ_j a_ij b_ij per row [n, V] x2 -> [n], as a batched matmul: no third [n, V] block."""
-    return torch.bmm(a[:, None, :], b[:, :, None]).reshape(-1)
-
-
 def _log_softmax_(z: Tensor) -> Tensor:
     """Turn logits [n, V] into log p in place and return p: two [n, V] blocks in all (logsumexp makes a third)."""
     z.sub_(z.amax(-1, keepdim=True))
@@ -38,14 +33,13 @@ def _log_softmax_(z: Tensor) -> Tensor:
 def _chunk_forward(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """fp32 logits [n, V] (overwritten) and targets [n] -> (log p_y [n], H [n])."""
     p = _log_softmax_(z)  # z now holds log p
-    return z.gather(-1, y[:, None]).squeeze(-1), -_rowdot(p, z)
+    return z.gather(-1, y[:, None]).squeeze(-1), -p.mul_(z).sum(-1)  # p ⊙ log p in place: no third block
 
 
-def _chunk_grad(z: Tensor, y: Tensor, g_logp: Tensor, g_entropy: Tensor) -> Tensor:
-    """fp32 logits [n, V] (overwritten) -> ∂loss/∂z [n, V] given upstream grads of log p_y and H [n]."""
+def _chunk_grad(z: Tensor, y: Tensor, g_logp: Tensor, g_entropy: Tensor, entropy: Tensor) -> Tensor:
+    """fp32 logits [n, V] (overwritten) -> ∂loss/∂z [n, V], given upstream grads of log p_y and H and H itself [n]."""
     p = _log_softmax_(z)  # z now holds log p
-    h = -_rowdot(p, z)[:, None]
-    grad = z.add_(h).mul_(p).mul_(-g_entropy[:, None])  # -g_H · p ⊙ (log p + H)
+    grad = z.add_(entropy[:, None]).mul_(p).mul_(-g_entropy[:, None])  # -g_H · p ⊙ (log p + H)
     grad.sub_(p.mul_(g_logp[:, None]))  # - g_lp · p
     return grad.scatter_add_(-1, y[:, None], g_logp[:, None])  # + g_lp · onehot(y)
 
@@ -65,13 +59,14 @@ class _HiddenLogprobs(torch.autograd.Function):
                 z.div_(temperature)
             logp[s:s + chunk_size], ent[s:s + chunk_size] = _chunk_forward(z, y[s:s + chunk_size])
             del z
-        ctx.save_for_backward(hidden, weight, targets)
+        ctx.save_for_backward(hidden, weight, targets, ent)  # H is reused by backward
         ctx.chunk_size, ctx.temperature = chunk_size, temperature
         return logp.reshape(targets.shape), ent.reshape(targets.shape)
 
     @staticmethod
     def backward(ctx, g_logp: Tensor, g_ent: Tensor):
-        hidden, weight, targets = ctx.saved_tensors
+        hidden, weight, targets, ent = ctx.saved_tensors
+        ent = ent.reshape(-1)
         h = hidden.reshape(-1, hidden.shape[-1])
         y = targets.reshape(-1)
         cdt = _compute_dtype(hidden, weight)
@@ -86,7 +81,8 @@ class _HiddenLogprobs(torch.autograd.Function):
             z = hc @ w32.T
             if t != 1.0:
                 z.div_(t)
-            gz = _chunk_grad(z, y[s:s + ctx.chunk_size], g_logp[s:s + ctx.chunk_size], g_ent[s:s + ctx.chunk_size])
+            sl = slice(s, s + ctx.chunk_size)
+            gz = _chunk_grad(z, y[sl], g_logp[sl], g_ent[sl], ent[sl])
             if t != 1.0:
                 gz.div_(t)
             if need_h:
@@ -110,13 +106,14 @@ class _LogitLogprobs(torch.autograd.Function):
         for s in range(0, y.shape[0], chunk_size):
             z = z_all[s:s + chunk_size].to(cdt) / temperature  # a fresh fp32 block: the input stays intact
             logp[s:s + chunk_size], ent[s:s + chunk_size] = _chunk_forward(z, y[s:s + chunk_size])
-        ctx.save_for_backward(logits, targets)
+        ctx.save_for_backward(logits, targets, ent)
         ctx.chunk_size, ctx.temperature = chunk_size, temperature
         return logp.reshape(targets.shape), ent.reshape(targets.shape)
 
     @staticmethod
     def backward(ctx, g_logp: Tensor, g_ent: Tensor):
-        logits, targets = ctx.saved_tensors
+        logits, targets, ent = ctx.saved_tensors
+        ent = ent.reshape(-1)
         z_all = logits.reshape(-1, logits.shape[-1])
         y = targets.reshape(-1)
         cdt = _compute_dtype(logits)
@@ -124,7 +121,8 @@ class _LogitLogprobs(torch.autograd.Function):
         grad = torch.empty_like(z_all)
         for s in range(0, y.shape[0], ctx.chunk_size):
             z = z_all[s:s + ctx.chunk_size].to(cdt) / ctx.temperature
-            gz = _chunk_grad(z, y[s:s + ctx.chunk_size], g_logp[s:s + ctx.chunk_size], g_ent[s:s + ctx.chunk_size])
+            sl = slice(s, s + ctx.chunk_size)
+            gz = _chunk_grad(z, y[sl], g_logp[sl], g_ent[sl], ent[sl])
             grad[s:s + ctx.chunk_size] = gz.div_(ctx.temperature).to(grad.dtype)
             del z, gz
         return grad.reshape(logits.shape), None, None, None
