@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 import entropy_rl_lite as erl  # noqa: E402
+from provenance import library_digest, load_average  # noqa: E402
 
 ADV_EPS = 1e-6   # the engine's default adv_eps, written out for the loop
 MATCH_TOL = 1e-10
@@ -140,14 +141,6 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - t0, out
 
 
-def load_average() -> str:
-    """The 1-minute load average (Linux), to spot a busy shared machine in the log."""
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "n/a"
-
-
 def best_of(repeats: int, fn, *args):
     """Run fn `repeats` times. -> (list of wall-clock seconds, output of the last run)."""
     times = []
@@ -167,7 +160,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seeds the reward table and the initial logits")
     ap.add_argument("--seeds-loop", type=int, default=None,
                     help="run the loop on only the first N seeds and scale its time linearly to --seeds")
-    ap.add_argument("--engine-repeats", type=int, default=3, help="engine (and hand-batched) runs to time; the fastest is used")
+    ap.add_argument("--engine-repeats", type=int, default=3,
+                    help="engine (and hand-batched) runs to time; the fastest is used")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads(N) first (default: leave torch's default)")
     ap.add_argument("--torch-sgd", action="store_true",
@@ -178,7 +172,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     print(f"torch {torch.__version__}, python {platform.python_version()}, "
-          f"torch.get_num_threads() = {torch.get_num_threads()}, load average at start: {load_average()}")
+          f"torch.get_num_threads() = {torch.get_num_threads()}, load average at start: {load_average()}, "
+          f"library sources {library_digest()}")
     print(f"problem: {args.seeds} seeds × {args.arms} arms ({args.correct} correct) × {args.steps} steps, "
           f"exact GRPO, REINFORCE surrogate, SGD lr={args.lr}, float64")
     rewards, init_logits = make_problem(args.seeds, args.arms, args.correct, args.seed)

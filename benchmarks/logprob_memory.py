@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import platform
 import resource
 import subprocess
@@ -43,6 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 import entropy_rl_lite as erl  # noqa: E402
+from provenance import library_digest  # noqa: E402
 
 MB = 1e6
 GOAL_RATIO = 8       # chunked peak ≤ naive peak / 8
@@ -92,7 +94,7 @@ def parse_path(spec: str) -> tuple[str, int]:
     """"naive" -> ("naive", 0); "chunked" -> ("chunked", 1024); "chunked:256" -> ("chunked", 256)."""
     name, _, size = spec.partition(":")
     if name not in ("naive", "chunked") or (name == "naive" and size):
-        raise argparse.ArgumentTypeError(f"path must be naive, chunked or chunked:N, got {spec!r}")
+        raise ValueError(f"path must be naive, chunked or chunked:N, got {spec!r}")
     return name, int(size) if size else (1024 if name == "chunked" else 0)
 
 
@@ -176,13 +178,17 @@ def measure_in_subprocess(spec: str, args: argparse.Namespace) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def goal_mark(is_naive: bool, ratio: float) -> str:
+    return "-" if is_naive else ("MET" if ratio >= GOAL_RATIO else "not met")
+
+
 def print_memory_table(results: list[dict], args: argparse.Namespace) -> None:
     naive = next(r for r in results if r["path"] == "naive")
     grads = naive["grads"]
     print(f"\nPeak RSS above the baseline (inputs already allocated), one fresh process per row. "
           f"'workspace' = peak increase − the gradients both paths must hold "
           f"({grads / MB:.0f} MB: weight {args.vocab}×{args.dim} + hidden, fp32).")
-    head = (f"{'path':<14}{'peak Δ ru_maxrss':>18}{'peak Δ sampled':>16}{'workspace':>12}"
+    head = (f"{'path':<14}{'peak Δ ru_maxrss':>18}{'peak Δ sampled':>16}{'workspace':>12}{'ws/block':>10}"
             f"{'naive/this (peak)':>19}{'naive/this (ws)':>17}{'≤1/8 peak':>11}{'≤1/8 ws':>9}{'time s':>8}")
     print(head)
     print("-" * len(head))
@@ -191,13 +197,19 @@ def print_memory_table(results: list[dict], args: argparse.Namespace) -> None:
         naive_ws = naive["peak_increase"] - naive["grads"]
         name = "naive" if r["path"] == "naive" else f"chunked:{r['chunk']}"
         ratio_p, ratio_w = naive["peak_increase"] / r["peak_increase"], naive_ws / ws
-        met = (lambda q: "-" if r is naive else ("MET" if q >= GOAL_RATIO else "not met"))
+        block = (args.tokens if r["path"] == "naive" else min(r["chunk"], args.tokens)) * args.vocab * 4
         print(f"{name:<14}{r['peak_increase'] / MB:>15.0f} MB{r['sampled_increase'] / MB:>13.0f} MB"
-              f"{ws / MB:>9.0f} MB{ratio_p:>18.2f}×{ratio_w:>16.2f}×{met(ratio_p):>11}{met(ratio_w):>9}"
-              f"{r['seconds']:>8.1f}")
+              f"{ws / MB:>9.0f} MB{ws / block:>10.2f}{ratio_p:>18.2f}×{ratio_w:>16.2f}×"
+              f"{goal_mark(r is naive, ratio_p):>11}{goal_mark(r is naive, ratio_w):>9}{r['seconds']:>8.1f}")
     notes = [r for r in results if not (r["reset_ok"] and r["ru_valid"])]
     for r in notes:
         print(f"  note: {r['path']}:{r['chunk']} peak-mark reset ok={r['reset_ok']}, ru_maxrss valid={r['ru_valid']}")
+    print(f"  ws/block = workspace in units of one fp32 logit block: [tokens × vocab] for naive, "
+          f"[chunk × vocab] for chunked")
+    smallest = min(min(r["chunk"] or args.tokens, args.tokens) for r in results) * args.vocab * 4
+    if smallest < 64 * 2**20:
+        print(f"  CAUTION: the smallest logit block is {smallest / MB:.0f} MB. Blocks under glibc's mmap threshold "
+              f"(≤ 32 MiB) are recycled inside the heap and RSS no longer tracks live tensors; use larger sizes.")
     print(f"  baseline RSS ≈ {naive['baseline'] / MB:.0f} MB; sampler took {min(r['samples'] for r in results)}–"
           f"{max(r['samples'] for r in results)} samples per run")
 
@@ -208,30 +220,42 @@ def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.double() - b.double()).abs().max().item()
 
 
-def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_sizes: list[int],
-                   float64_reference: bool) -> None:
-    """Run naive and chunked on the same inputs in this process and print their largest differences."""
+def float64_reference(x: dict[str, torch.Tensor], piece: int = 256) -> dict[str, torch.Tensor]:
+    """The naive formula in float64, `piece` tokens at a time (own code, not the library), with the weight
+    gradient accumulated over pieces. Its rounding error (~1e-12 or less) is negligible next to fp32's:
+    the yardstick for both fp32 paths."""
+    dim = x["hidden"].shape[-1]
+    h64 = x["hidden"].detach().double().reshape(-1, dim)
+    w64 = x["weight"].detach().double().requires_grad_()
+    y, g1, g2 = x["targets"].reshape(-1), x["g1"].double().reshape(-1), x["g2"].double().reshape(-1)
+    logps, ents, grads_h = [], [], []
+    for s in range(0, y.shape[0], piece):
+        hc = h64[s:s + piece].clone().requires_grad_()
+        logp, entropy = naive_logprobs(hc, w64, y[s:s + piece])
+        ((logp * g1[s:s + piece]).sum() + (entropy * g2[s:s + piece]).sum()).backward()
+        logps.append(logp.detach())
+        ents.append(entropy.detach())
+        grads_h.append(hc.grad)
+    shape = x["targets"].shape
+    return {"logp": torch.cat(logps).reshape(shape), "entropy": torch.cat(ents).reshape(shape),
+            "grad_h": torch.cat(grads_h).reshape(x["hidden"].shape), "grad_w": w64.grad}
+
+
+def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_sizes: list[int]) -> None:
+    """Run the float64 reference, naive fp32 and chunked fp32 on the same inputs; print the largest differences."""
     x = make_inputs(batch, tokens, args.vocab, args.dim, args.logit_scale, seed=1)
-    ref_name = "naive fp32"
-    ref = run_for_values("naive", 0, x)
-    rows = []
-    if float64_reference:
-        x64 = {k: (v.detach().double().requires_grad_() if v.is_floating_point() and v.requires_grad
-                   else v.double() if v.is_floating_point() else v) for k, v in x.items()}
-        ref64 = run_for_values("naive", 0, x64)
-        rows.append(("naive fp32 vs naive float64", ref, ref64))
+    ref64 = float64_reference(x)
+    naive = run_for_values("naive", 0, x)
+    gc.collect()
+    rows = [("naive fp32 vs float64", naive, ref64)]
     for c in chunk_sizes:
         out = run_for_values("chunked", c, x)
-        rows.append((f"chunked:{c} vs {ref_name}", out, ref))
-        if float64_reference:
-            rows.append((f"chunked:{c} vs naive float64", out, ref64))
-        del out
-        gc.collect()
+        rows += [(f"chunked:{c} vs naive fp32", out, naive), (f"chunked:{c} vs float64", out, ref64)]
 
     print(f"\nValues and gradients, {tokens} tokens (B={batch}), vocab {args.vocab}, dim {args.dim}. "
           f"logp/entropy: max |Δ|; gradients: max |Δ| and max |Δ| / max |reference| (relative).")
-    head = (f"{'comparison':<34}{'logp':>10}{'entropy':>10}{'grad_h abs':>12}{'grad_h rel':>12}"
-            f"{'grad_w abs':>12}{'grad_w rel':>12}  within {VALUE_TOL:g}?")
+    head = (f"{'comparison':<30}{'logp':>10}{'entropy':>10}{'grad_h abs':>12}{'grad_h rel':>12}"
+            f"{'grad_w abs':>12}{'grad_w rel':>12}  all within {VALUE_TOL:g}?")
     print(head)
     print("-" * len(head))
     for name, a, b in rows:
@@ -239,10 +263,18 @@ def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_size
         rel_h = d["grad_h"] / b["grad_h"].abs().max().item()
         rel_w = d["grad_w"] / b["grad_w"].abs().max().item()
         ok = max(d["logp"], d["entropy"], rel_h, rel_w) <= VALUE_TOL
-        print(f"{name:<34}{d['logp']:>10.1e}{d['entropy']:>10.1e}{d['grad_h']:>12.1e}{rel_h:>12.1e}"
+        print(f"{name:<30}{d['logp']:>10.1e}{d['entropy']:>10.1e}{d['grad_h']:>12.1e}{rel_h:>12.1e}"
               f"{d['grad_w']:>12.1e}{rel_w:>12.1e}  {'yes' if ok else 'NO'}")
-    print(f"  reference magnitudes: |logp| ≤ {ref['logp'].abs().max():.2f}, entropy ≤ {ref['entropy'].max():.2f}, "
-          f"max |grad_h| {ref['grad_h'].abs().max():.2e}, max |grad_w| {ref['grad_w'].abs().max():.2e}")
+    ent = ref64["entropy"]
+    print(f"  reference magnitudes: |logp| ≤ {ref64['logp'].abs().max():.2f}, "
+          f"entropy {ent.min():.2f}–{ent.max():.2f} nats, max |grad_h| {ref64['grad_h'].abs().max():.2e}, "
+          f"max |grad_w| {ref64['grad_w'].abs().max():.2e}; "
+          f"fp32 spacing at the largest entropy: {fp32_spacing(ent.max().item()):.1e}")
+
+
+def fp32_spacing(value: float) -> float:
+    """Distance between adjacent fp32 numbers near `value` (one unit in the last place)."""
+    return torch.finfo(torch.float32).eps * 2.0 ** math.floor(math.log2(abs(value)))
 
 
 def run_for_values(path: str, chunk: int, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -264,10 +296,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2, help="B (T = tokens / B)")
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--logit-scale", type=float, default=2.0, help="std of the logits")
-    ap.add_argument("--chunks", type=int, nargs="+", default=[1024, 256, 128], help="chunk sizes to measure")
+    ap.add_argument("--chunks", type=int, nargs="+", default=[1024, 256, 128, 64], help="chunk sizes to measure")
     ap.add_argument("--compare-tokens", type=int, default=256, help="token count of the small comparison")
     ap.add_argument("--skip-full-compare", action="store_true", help="skip the full-size value comparison")
     ap.add_argument("--skip-memory", action="store_true", help="skip the subprocess memory measurements")
+    ap.add_argument("--skip-compare", action="store_true", help="skip both value comparisons")
     ap.add_argument("--worker", type=str, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.tokens % args.batch:
@@ -278,7 +311,7 @@ def main() -> None:
         return
 
     print(f"torch {torch.__version__}, python {platform.python_version()}, "
-          f"torch.get_num_threads() = {torch.get_num_threads()}")
+          f"torch.get_num_threads() = {torch.get_num_threads()}, library sources {library_digest()}")
     print(f"sizes: vocab {args.vocab}, {args.tokens} tokens (B={args.batch}, T={args.tokens // args.batch}), "
           f"hidden {args.dim}, fp32; one [tokens × vocab] fp32 block = {args.tokens * args.vocab * 4 / MB:.0f} MB, "
           f"weight = {args.vocab * args.dim * 4 / MB:.0f} MB")
@@ -291,10 +324,12 @@ def main() -> None:
             print(f"  measured {spec}: peak Δ {results[-1]['peak_increase'] / MB:.0f} MB", flush=True)
         print_memory_table(results, args)
 
-    # Small size: float64 reference too; chunk 100 does not divide the token count (a ragged last chunk).
-    compare_values(1, args.compare_tokens, args, [*args.chunks, 100], float64_reference=True)
-    if not args.skip_full_compare:
-        compare_values(args.batch, args.tokens, args, args.chunks, float64_reference=False)
+    if not args.skip_compare:
+        # Chunk 100 does not divide the token count: a ragged last chunk.
+        compare_values(1, args.compare_tokens, args, [*args.chunks, 100])
+        if not args.skip_full_compare:
+            compare_values(args.batch, args.tokens, args, args.chunks)
+        print(f"\n(this process's own peak RSS, value comparisons: {ru_maxrss_bytes() / MB:.0f} MB)")
 
 
 if __name__ == "__main__":
