@@ -146,6 +146,8 @@ def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: 
 
     hidden [B, T, D] (any float dtype), weight [V, D] (the LM head), targets [B, T] int64
     -> (logp [B, T], entropy [B, T]), fp32 (float64 if an input is float64). Gradients flow to hidden and weight.
+    Working memory is about two [chunk_size × V] fp32 blocks: for a 150k vocabulary, chunk_size 64–256
+    keeps it to a few hundred MB (benchmarks/README.md).
     """
     check_tensor("hidden", hidden, min_dim=2)
     check_tensor("weight", weight, min_dim=2)
