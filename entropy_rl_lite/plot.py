@@ -1,0 +1,77 @@
+"""Plotting helpers for chapters: curves over steps with seed bands, and where a policy's mass sits.
+
+matplotlib is imported lazily, so the library itself does not need it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .bandit import History
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves(runs: Mapping[str, History | Tensor], field: str = "entropy", ax: Any = None, band: str = "minmax",
+           ylabel: str | None = None, title: str | None = None) -> Any:
+    """One line per run: the seed mean of `field` per step, with a band over seeds ('minmax', 'std' or None).
+
+    runs: name -> History (its `field`, [steps, seeds]) or a tensor [steps] / [steps, seeds].
+    """
+    if band not in ("minmax", "std", None):
+        raise ValueError(f"unknown band {band!r}; known: 'minmax', 'std', None")
+    plt = _plt()
+    ax = ax if ax is not None else plt.subplots(figsize=(6, 3.2), dpi=80)[1]
+    for name, run in runs.items():
+        y = getattr(run, field) if isinstance(run, History) else run
+        y = torch.as_tensor(y, dtype=torch.float64)
+        y = y[:, None] if y.dim() == 1 else y.reshape(y.shape[0], -1)
+        steps = torch.arange(y.shape[0])
+        (line,) = ax.plot(steps, y.mean(1), label=name)
+        if band and y.shape[1] > 1:
+            lo, hi = (y.amin(1), y.amax(1)) if band == "minmax" else (y.mean(1) - y.std(1), y.mean(1) + y.std(1))
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel or field)
+    if title:
+        ax.set_title(title)
+    if len(runs) > 1:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def arm_probs(history: History, seed: int = 0, state: int = 0, labels: Sequence[str] | None = None,
+              highlight: Sequence[int] = (), ax: Any = None, title: str | None = None) -> Any:
+    """Stacked area of π(a) over steps for one seed (and state): where the probability mass goes.
+
+    highlight: arms drawn in strong colours (e.g. the correct ones); the rest are grey.
+    """
+    if history.probs is None:
+        raise ValueError("history has no probs: run the engine with record_probs=True")
+    p = history.probs[:, seed]
+    p = p[:, state] if p.dim() == 3 else p  # [steps+1, arms]
+    plt = _plt()
+    ax = ax if ax is not None else plt.subplots(figsize=(6, 3.2), dpi=80)[1]
+    K = p.shape[1]
+    strong = plt.get_cmap("tab10")
+    colors = [strong(i % 10) if i in highlight else plt.get_cmap("Greys")(0.25 + 0.5 * (i % 2)) for i in range(K)]
+    names = labels or [f"arm {i}" + (" ✓" if i in highlight else "") for i in range(K)]
+    ax.stackplot(torch.arange(p.shape[0]), p.T.numpy(), colors=colors, labels=names, linewidth=0)
+    ax.set_xlim(0, p.shape[0] - 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("π(a)")
+    if title:
+        ax.set_title(title)
+    if highlight:
+        handles, texts = ax.get_legend_handles_labels()
+        keep = [i for i in range(K) if i in highlight]
+        ax.legend([handles[i] for i in keep], [texts[i] for i in keep], fontsize=8, loc="upper left")
+    return ax
