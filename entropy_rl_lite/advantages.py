@@ -26,7 +26,7 @@ def group_advantages(rewards: Tensor, group_size: int, kind: str = "grpo", eps: 
     n = rewards.shape[-1]
     if n % group_size:
         raise ValueError(f"rewards' last dimension ({n}) must be a multiple of group_size ({group_size})")
-    if kind in ("grpo", "rloo") and group_size < 2:
+    if kind in ("grpo", "rloo", "dr_grpo") and group_size < 2:
         raise ValueError(f"group_size must be >= 2 for kind={kind!r} (it needs a baseline from the others), "
                          f"got {group_size}")
     rewards = fp32(rewards)
@@ -48,24 +48,30 @@ def group_advantages(rewards: Tensor, group_size: int, kind: str = "grpo", eps: 
     return adv.reshape(rewards.shape)
 
 
-def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6) -> Tensor:
-    """Advantages of the infinite-group limit: group statistics taken under π. [..., K] x2 -> [..., K].
+def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6,
+                              group_size: int | None = None) -> Tensor:
+    """Per-arm advantages whose π-weighted policy gradient is the expected gradient of sampled groups.
 
-    rloo and dr_grpo both become R - E_π R (rloo's expected gradient is exactly this at any G; dr_grpo's is
-    (G-1)/G times it, a constant absorbed in the step size). grpo divides by the std under π (the G → ∞
-    limit; at finite G the normalisation makes the expected update differ slightly). none: R.
+    rewards, probs [..., K] -> [..., K]. rloo: R - E_π R (exact at any G: the leave-one-out baseline is
+    independent of the sample). dr_grpo: (G-1)/G · (R - E_π R), because each sample is in its own group
+    mean with weight 1/G (R - E_π R when group_size is None, the G → ∞ limit). grpo: (R - E_π R) / (std_π R + eps),
+    the G → ∞ limit; at finite G the std normalisation makes the expected update differ. none: R.
     """
     check_tensor("rewards", rewards, min_dim=1)
     check_tensor("probs", probs, min_dim=1)
     check_choice("kind", kind, ADVANTAGES)
     eps = check_number("eps", eps, low=0.0)
+    if group_size is not None:
+        group_size = check_int("group_size", group_size, low=2)
     rewards, probs = torch.broadcast_tensors(fp32(rewards), fp32(probs))
     if kind == "none":
         return rewards.clone()
     same = (rewards == rewards[..., :1]).all(-1, keepdim=True)
     centred = torch.where(same, torch.zeros_like(rewards), rewards - (probs * rewards).sum(-1, keepdim=True))
-    if kind in ("rloo", "dr_grpo"):
+    if kind == "rloo":
         return centred
+    if kind == "dr_grpo":
+        return centred if group_size is None else centred * ((group_size - 1) / group_size)
     std = (probs * centred.square()).sum(-1, keepdim=True).sqrt()
     return torch.where(same | (std == 0), torch.zeros_like(centred), centred / (std + eps))
 
@@ -78,7 +84,15 @@ def scale_advantages(adv: Tensor, mask: Tensor | None = None, center: bool = Fal
     check_tensor("adv", adv)
     eps = check_number("eps", eps, low=0.0)
     adv = fp32(adv)
-    w = torch.ones_like(adv) if mask is None else fp32(torch.as_tensor(mask)).expand_as(adv)
+    if mask is None:
+        w = torch.ones_like(adv)
+    else:
+        if not isinstance(mask, Tensor) or mask.shape != adv.shape:
+            raise ValueError(f"mask must be a tensor shaped like adv {tuple(adv.shape)}, "
+                             f"got {tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}")
+        w = mask.to(adv.dtype)
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError("mask must hold finite weights >= 0 (or bools)")
     total = w.sum()
     if total <= 0:
         raise ValueError("mask selects no element (its sum is 0)")

@@ -71,7 +71,7 @@ class BanditConfig:
         check_number("lr", self.lr, low=0.0)
         check_int("steps", self.steps, low=0)
         check_int("seeds", self.seeds, low=1)
-        check_int("group_size", self.group_size, low=2 if self.advantage in ("grpo", "rloo") else 1)
+        check_int("group_size", self.group_size, low=2 if self.advantage != "none" else 1)
         check_int("epochs", self.epochs, low=1)
         check_number("eps_low", self.eps_low, low=0.0, high=1.0)
         check_number("eps_high", self.eps_high, low=0.0)
@@ -111,7 +111,7 @@ class History:
     reward: Tensor           # [steps+1, seeds]  E_π[R], averaged over states
     probs: Tensor | None     # [steps+1, seeds, arms] or [steps+1, seeds, states, arms]
     loss: Tensor             # [steps, seeds]    surrogate loss, last epoch
-    zeta: Tensor             # [steps, seeds]    ζ used at each step (0 without REPO-D/R)
+    zeta: Tensor             # [steps, seeds]    ζ used at each step (config.zeta unless zeta_control)
     eps_high: Tensor         # [steps, seeds]    ε_high used at each step
     clip_frac_low: Tensor    # [steps, seeds]    mean over epochs
     clip_frac_high: Tensor   # [steps, seeds]
@@ -175,10 +175,13 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
 
     rewards: [arms] (one state) or [states, arms], the reward of each arm (e.g. 1 = correct).
     config: a BanditConfig; keyword overrides replace its fields (`run(R, lr=0.5, steps=200)`).
+    generator: the source of every random draw; None means a fresh one seeded with 0.
     init_logits: None (uniform), [arms] / [states, arms] shared by every seed, or one row per seed.
     Computes in float64, so exact runs are reproducible to the last bit.
     """
     cfg = (config or BanditConfig()).replace(**overrides) if overrides else (config or BanditConfig())
+    # Every random draw (sampled arms, Clip-Cov's token choice) comes from this generator: a run repeats.
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
     check_tensor("rewards", rewards, min_dim=1)
     if rewards.dim() > 2 or rewards.shape[-1] < 2:
         raise ValueError(f"rewards must be [arms] or [states, arms] with arms >= 2, got {tuple(rewards.shape)}")
@@ -233,7 +236,8 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
     if cfg.estimator == "exact":
         actions = torch.arange(K).expand(S, C, K)
         weights = probs_old / C
-        adv = expected_group_advantages(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps)
+        adv = expected_group_advantages(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps,
+                                        group_size=cfg.group_size)
     else:
         actions = torch.multinomial(probs_old.reshape(S * C, K), cfg.group_size, replacement=True,
                                     generator=generator).reshape(S, C, cfg.group_size)
@@ -257,13 +261,19 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
             loss = loss - cfg.entropy_coef * _entropy_from_logp(logp_full).mean(-1)
         (grad,) = torch.autograd.grad(loss.sum(), z)
         if cfg.gradient == "natural":
-            grad = grad / logp_full.detach().exp()
+            # Inverse Fisher of the softmax: divide by π. An arm whose π underflowed to 0 has a zero
+            # gradient and is dead; it keeps a zero step instead of 0/0.
+            probs = logp_full.detach().exp()
+            grad = torch.where(probs > 0, grad / probs.clamp_min(torch.finfo(probs.dtype).tiny), torch.zeros_like(grad))
         with torch.no_grad():
             if opt is None:
                 z -= cfg.lr * grad
             else:
                 z.grad = grad
                 opt.step()
+        if not bool(torch.isfinite(z).all()):
+            raise FloatingPointError(f"logits became non-finite ({cfg.objective}, {cfg.gradient} gradient, "
+                                     f"lr={cfg.lr}); lower lr or check the configuration")
         clip_low += m["clip_frac_low"] / cfg.epochs
         clip_high += m["clip_frac_high"] / cfg.epochs
     for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high),
@@ -284,5 +294,7 @@ def _shape_advantage(cfg: BanditConfig, adv: Tensor, logp: Tensor, logp_full: Te
     if cfg.repo == "beta":
         return repo_advantage(adv, L, cfg.beta)
     scale = torch.ones_like(zeta) if cfg.repo == "decorrelate" else zeta
-    beta = repo_d_beta(adv, L, logp.detach().exp(), weights, scale[:, None], dim=-1)  # one β per (seed, state)
+    # Vanilla PG moves entropy by E_π[A·L·π], natural PG by E_π[A·L]: drop the π factor for natural.
+    pi = logp.detach().exp() if cfg.gradient == "vanilla" else torch.ones_like(logp)
+    beta = repo_d_beta(adv, L, pi, weights, scale[:, None], dim=-1)  # one β per (seed, state)
     return repo_advantage(adv, L, beta[..., None])

@@ -20,7 +20,8 @@ def _logp(logits: Tensor) -> Tensor:
 def _entropy_from_logp(logp: Tensor) -> Tensor:
     """[..., K] log-probs -> [...] entropy; arms with π = 0 contribute 0 (not 0·(-inf) = NaN)."""
     probs = logp.exp()
-    return -torch.where(probs > 0, probs * logp, torch.zeros_like(logp)).sum(-1)
+    # where(π == 0) rather than where(π > 0): a NaN must propagate, not read as a zero-probability arm.
+    return -torch.where(probs == 0, torch.zeros_like(logp), probs * logp).sum(-1)
 
 
 def _check_logits(logits: object) -> Tensor:

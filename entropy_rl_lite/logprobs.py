@@ -22,7 +22,7 @@ def _compute_dtype(*xs: Tensor) -> torch.dtype:
 
 
 def _log_softmax_(z: Tensor) -> Tensor:
-    """Turn logits [n, V] into log p in place and return p: two [n, V] blocks in all (logsumexp makes a third)."""
+    """Turn logits [n, V] into log p in place and return p: two [n, V] blocks in all (no logsumexp temporary)."""
     z.sub_(z.amax(-1, keepdim=True))
     p = z.exp()
     total = p.sum(-1, keepdim=True)
@@ -33,12 +33,15 @@ def _log_softmax_(z: Tensor) -> Tensor:
 def _chunk_forward(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """fp32 logits [n, V] (overwritten) and targets [n] -> (log p_y [n], H [n])."""
     p = _log_softmax_(z)  # z now holds log p
-    return z.gather(-1, y[:, None]).squeeze(-1), -p.mul_(z).sum(-1)  # p ⊙ log p in place: no third block
+    logp = z.gather(-1, y[:, None]).squeeze(-1)
+    z.clamp_min_(torch.finfo(z.dtype).min)  # masked (-inf) entries: 0 · log 0 must be 0, not NaN
+    return logp, -p.mul_(z).sum(-1)  # p ⊙ log p in place: no third block
 
 
 def _chunk_grad(z: Tensor, y: Tensor, g_logp: Tensor, g_entropy: Tensor, entropy: Tensor) -> Tensor:
     """fp32 logits [n, V] (overwritten) -> ∂loss/∂z [n, V], given upstream grads of log p_y and H and H itself [n]."""
     p = _log_softmax_(z)  # z now holds log p
+    z.clamp_min_(torch.finfo(z.dtype).min)  # masked (-inf) entries have p = 0 and must get a zero gradient
     grad = z.add_(entropy[:, None]).mul_(p).mul_(-g_entropy[:, None])  # -g_H · p ⊙ (log p + H)
     grad.sub_(p.mul_(g_logp[:, None]))  # - g_lp · p
     return grad.scatter_add_(-1, y[:, None], g_logp[:, None])  # + g_lp · onehot(y)
@@ -165,9 +168,11 @@ def logprobs_from_logits(logits: Tensor, targets: Tensor, chunk_size: int = 1024
                          temperature: float = 1.0) -> tuple[Tensor, Tensor]:
     """fp32 log π(target) and entropy from logits of any dtype, chunked over tokens, differentiable.
 
-    logits [..., V], targets [...] int64 -> (logp [...], entropy [...]), fp32 (float64 for float64 logits).
+    -inf logits mask a token out (π = 0; each row needs a finite one). logits [..., V], targets [...] int64 -> (logp [...], entropy [...]), fp32 (float64 for float64 logits).
     """
-    check_tensor("logits", logits, min_dim=1)
+    check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
+        raise ValueError("logits has a row that is entirely -inf: no token has positive probability")
     targets = _check_targets(targets, logits.shape[:-1], logits.shape[-1])
     chunk_size = check_int("chunk_size", chunk_size, low=1)
     temperature = check_number("temperature", temperature, low=0.0, low_open=True)

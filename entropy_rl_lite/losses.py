@@ -51,6 +51,7 @@ def aggregate(values: Tensor, mask: Tensor, agg: str = "token-mean", horizon: in
     check_choice("agg", agg, AGGREGATIONS)
     if values.dim() < 2:
         raise ValueError(f"per-token values must be [..., B, T], got shape {tuple(values.shape)}")
+    values = fp32(values)
     w = as_weights(mask, values)
     if agg == "token-mean":
         return masked_mean(values, w)
@@ -77,10 +78,12 @@ def _cov_scores(logp: Tensor, adv: Tensor, w: Tensor) -> Tensor:
 
 
 def _select(score: Tensor, eligible: Tensor, ratio: float, w: Tensor) -> Tensor:
-    """Pick int(ratio · n_valid) eligible tokens per problem with the highest score. -> bool like score."""
+    """Pick max(1, int(ratio · n_valid)) eligible tokens per problem with the highest score. -> bool like score."""
     flat = torch.where(eligible, score, torch.full_like(score, -torch.inf)).flatten(-2)
     n_valid = (w > 0).flatten(-2).sum(-1)
-    k = (ratio * n_valid).floor().long().clamp(max=eligible.flatten(-2).sum(-1))  # [...]
+    # At least one token whenever ratio > 0 (as Cui et al.'s code does), at most the eligible ones.
+    k = (ratio * n_valid).floor().long().clamp(min=1 if ratio > 0 else 0)
+    k = torch.minimum(k, eligible.flatten(-2).sum(-1))  # [...]
     order = flat.argsort(-1, descending=True)
     rank = torch.empty_like(order)
     rank.scatter_(-1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order))
@@ -111,9 +114,11 @@ def policy_loss(
     ppo        -min(r·A, clip(r, 1-eps_low, 1+eps_high)·A); DAPO clip-higher is eps_high > eps_low
     gspo       ppo on the sequence ratio s = exp(mean_t(log π - log π_old)), gradient per token
     cispo      -sg(clip(r, 1-eps_low, 1+eps_high))·A·log π: clipped weight, every token keeps a gradient
-    clip_cov   ppo, with a random int(clip_cov_ratio·n) of the tokens whose centred cov(log π, A) lies in
-               clip_cov_bounds removed from the gradient (Cui et al.)
-    kl_cov     -r·A plus kl_coef·|log π - log π_old| on the int(kl_cov_ratio·n) tokens of largest cov
+    clip_cov   ppo, with a random max(1, int(clip_cov_ratio·n)) of the tokens whose centred cov(log π, A)
+               lies in clip_cov_bounds (and that PPO does not already clip) removed from the gradient (Cui et al.)
+    kl_cov     -r·A plus kl_coef·|log π - log π_old| on the max(1, int(kl_cov_ratio·n)) tokens of largest cov
+    GSPO's own objective averages per sequence: pass agg="seq-mean-token-mean" with kind="gspo"
+    (token-mean weights long sequences more). Bandits (one token per episode) are unaffected.
     """
     check_choice("kind", kind, OBJECTIVES)
     check_choice("agg", agg, AGGREGATIONS)
@@ -128,7 +133,7 @@ def policy_loss(
         raise ValueError(f"adv has shape {tuple(adv.shape)}; expected {tuple(logp.shape)} (per token) "
                          f"or {tuple(logp.shape[:-1])} (per sequence)")
     eps_low, eps_high = check_eps("eps_low", eps_low), check_eps("eps_high", eps_high)
-    if isinstance(eps_low, float) and eps_low > 1:
+    if float(torch.as_tensor(eps_low).max()) > 1:
         raise ValueError(f"eps_low must be <= 1 (the ratio's lower bound 1 - eps_low must be >= 0), got {eps_low}")
 
     logp, logp_old, adv = fp32(logp), fp32(logp_old).to(fp32(logp).dtype), fp32(adv).to(fp32(logp).dtype)
@@ -162,7 +167,9 @@ def policy_loss(
             check_number("clip_cov_bounds[0]", low)
             check_number("clip_cov_bounds[1]", high, low=low)
             cov = _cov_scores(logp, adv, w)
-            eligible = (w > 0) & (cov > low) & (cov < high)
+            # Tokens PPO already clips carry no gradient; Clip-Cov chooses among the others.
+            ppo_clipped = (clipped * adv < ratio * adv).detach()
+            eligible = (w > 0) & (cov > low) & (cov < high) & ~ppo_clipped
             noise = torch.rand(cov.shape, generator=generator, dtype=cov.dtype, device=cov.device)
             drop = _select(noise, eligible, check_number("clip_cov_ratio", clip_cov_ratio, low=0.0, high=1.0), w)
             per_token = per_token * (~drop)  # dropped tokens contribute neither value nor gradient

@@ -77,6 +77,7 @@ def clip_fractions(ratio: Tensor, adv: Tensor, weights: Tensor, eps_low: float |
     clip_frac_low: r < 1 - eps_low with A < 0 (the step that lowers this token's probability is stopped).
     clip_frac_high: r > 1 + eps_high with A > 0 (the step that raises it is stopped).
     """
+    ratio, adv = fp32(ratio), fp32(adv)
     lo = 1.0 - per_problem(eps_low, ratio)
     hi = 1.0 + per_problem(eps_high, ratio)
     w = weights.to(ratio.dtype)

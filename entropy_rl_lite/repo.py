@@ -39,6 +39,7 @@ def decorrelating_beta(adv: Tensor, centered_logp: Tensor, probs: Tensor, weight
     entry's action. Reduces over `dim` (e.g. -1 over arms, or (-2, -1) over a [B, T] batch).
     Assumes A is centred under π (E_π A = 0), as policy-gradient advantages are; otherwise the
     baseline's share E_π A · Σ π² L also moves entropy and β* does not cancel it.
+    For natural policy gradient (ΔH ≈ -η Cov_π(log π, A)) pass probs = 1: β* = E_π[A·L] / E_π[L²].
     """
     for name, x in (("adv", adv), ("centered_logp", centered_logp), ("probs", probs), ("weights", weights)):
         check_tensor(name, x)
@@ -92,7 +93,8 @@ class ZetaController(EntropyTargetController):
     """Steers REPO's ζ toward a target entropy, once per iteration (paper.md §5).
 
     Entropy too low:  ζ >= 0 -> min(2ζ, ζ_max) (0 -> ζ_min);  ζ < 0 -> ζ/2, flipping to +ζ_min once above -ζ_min.
-    Entropy too high: ζ > 0 -> ζ/2, flipping to -ζ_min once below ζ_min;  ζ < 0 -> max(2ζ, -ζ_max) (0 -> -ζ_min).
+    Entropy too high: ζ > 0 -> ζ/2, flipping to -ζ_min once below ζ_min;  ζ < 0 -> max(2ζ, -ζ_max).
+    ζ = 0 with too much entropy -> -ζ_min is [ours]: paper.md leaves that case open; we mirror the other side.
     """
 
     def __init__(self, zeta: float | Tensor = 1e-3, zeta_min: float = 1e-4, zeta_max: float = 0.05,

@@ -67,13 +67,20 @@ def test_frozen_head_skips_weight_gradient():
     assert gh.shape == hidden.shape
 
 
+# Gradient tolerances: float64 to rounding; fp32 to a few ulps of O(1) entries; bf16 gradients come back
+# in bf16 (the input's dtype), so two bf16 ulps (2 · 2^-8 relative).
+GRAD_TOL = {f64: dict(atol=1e-12, rtol=0), torch.float32: dict(atol=1e-5, rtol=0),
+            torch.bfloat16: dict(atol=1e-6, rtol=2 * 2**-8)}
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
 @pytest.mark.parametrize("dtype", [f64, torch.float32, torch.bfloat16])
-def test_logprobs_from_logits(dtype):
+def test_logprobs_from_logits(dtype, temperature):
     g = torch.Generator().manual_seed(1)
     logits = (torch.randn(3, 5, 40, generator=g) * 4).to(dtype).requires_grad_(True)
     targets = torch.randint(0, 40, (3, 5), generator=g)
-    lp, h = erl.logprobs_from_logits(logits, targets, chunk_size=4)
-    ref_all = torch.log_softmax(logits.detach().to(f64).requires_grad_(True), -1)
+    lp, h = erl.logprobs_from_logits(logits, targets, chunk_size=4, temperature=temperature)
+    ref_all = torch.log_softmax(logits.detach().to(f64).requires_grad_(True) / temperature, -1)
     assert lp.dtype == (f64 if dtype == f64 else torch.float32)
     lp_ref = ref_all.gather(-1, targets[..., None]).squeeze(-1)
     tol = 1e-12 if dtype == f64 else 1e-5
@@ -81,11 +88,23 @@ def test_logprobs_from_logits(dtype):
     torch.testing.assert_close(h.to(f64), -(ref_all.exp() * ref_all).sum(-1).detach(), atol=tol, rtol=0)
     (g_chunked,) = torch.autograd.grad((lp + h).sum(), logits)
     ref_logits = logits.detach().to(f64).requires_grad_(True)
-    ref = torch.log_softmax(ref_logits, -1)
+    ref = torch.log_softmax(ref_logits / temperature, -1)
     (g_ref,) = torch.autograd.grad((ref.gather(-1, targets[..., None]).squeeze(-1) - (ref.exp() * ref).sum(-1)).sum(),
                                    ref_logits)
     assert g_chunked.dtype == dtype
-    torch.testing.assert_close(g_chunked.to(f64), g_ref, atol=1e-12 if dtype == f64 else 2e-2, rtol=1e-2)
+    torch.testing.assert_close(g_chunked.to(f64), g_ref.to(dtype).to(f64), **GRAD_TOL[dtype])
+
+
+def test_masked_logits_get_zero_probability_and_zero_gradient():
+    logits = torch.tensor([[0.5, -torch.inf, 1.0, -torch.inf]], dtype=f64, requires_grad=True)
+    lp, h = erl.logprobs_from_logits(logits, torch.tensor([2]))
+    ref = torch.log_softmax(torch.tensor([0.5, 1.0], dtype=f64), -1)
+    torch.testing.assert_close(lp, ref[1:2])
+    torch.testing.assert_close(h, -(ref.exp() * ref).sum()[None])
+    (g,) = torch.autograd.grad((lp + h).sum(), logits)
+    assert torch.isfinite(g).all() and g[0, 1] == 0 and g[0, 3] == 0
+    with pytest.raises(ValueError, match="entirely -inf"):
+        erl.logprobs_from_logits(torch.full((1, 3), -torch.inf), torch.tensor([0]))
 
 
 def test_fp32_accuracy_at_large_vocab_is_no_worse_than_the_naive_fp32_path():

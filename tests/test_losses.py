@@ -56,6 +56,33 @@ def test_gspo_uses_the_sequence_ratio():
     torch.testing.assert_close(loss, per_seq.mean())
 
 
+def test_gspo_gradient_is_the_sequence_level_gradient():
+    """Per-token s_{i,t} = sg[s_i]·π_t/sg[π_t] gives each token the gradient of the sequence objective."""
+    logp, logp_old, adv, mask = batch(3)
+    seq_adv = adv[:, 0]
+    loss, _ = erl.policy_loss(logp, logp_old, seq_adv, mask, "gspo", 0.05, 0.05, agg="seq-mean-token-mean")
+    (g,) = torch.autograd.grad(loss, logp)
+    lp = logp.detach().clone().requires_grad_(True)
+    w = mask.to(f64)
+    s = ((w * (lp - logp_old)).sum(-1) / w.sum(-1)).exp()
+    ref = -torch.minimum(s * seq_adv, s.clamp(0.95, 1.05) * seq_adv).mean()
+    (g_ref,) = torch.autograd.grad(ref, lp)
+    torch.testing.assert_close(g, g_ref)
+    assert (g != 0).any()
+
+
+def test_clip_cov_picks_at_least_one_token_and_skips_tokens_ppo_clips():
+    logp_old = torch.zeros(1, 6, dtype=f64)
+    logp = torch.log(torch.tensor([[2.0, 1.0, 1.0, 1.0, 1.0, 1.0]], dtype=f64)).requires_grad_(True)
+    adv = torch.tensor([[5.0, 5.0, -5.0, 1.0, -1.0, 2.0]], dtype=f64)
+    # Token 0 (r = 2 > 1.2, A > 0) is already clipped by PPO and has the largest cov; another one is dropped.
+    loss, m = erl.policy_loss(logp, logp_old, adv, torch.ones(1, 6), "clip_cov", 0.2, 0.2,
+                              clip_cov_bounds=(-100.0, 100.0), generator=torch.Generator().manual_seed(0))
+    assert m["cov_frac"].item() == pytest.approx(1 / 6)  # default ratio 2e-4 · 6 tokens rounds up to one
+    (g,) = torch.autograd.grad(loss, logp)
+    assert g[0, 0] == 0 and (g[0, 1:] == 0).sum() == 1  # PPO's own clip, plus one of the five live tokens
+
+
 def test_cispo_keeps_gradient_through_clipped_weight():
     logp_old = torch.zeros(1, 2, dtype=f64)
     logp = torch.log(torch.tensor([[2.0, 1.0]], dtype=f64)).requires_grad_(True)
@@ -130,3 +157,10 @@ def test_loss_is_fp32_for_bf16_inputs():
     logp, logp_old, adv, mask = (t.detach() if t.dtype == f64 else t for t in batch())
     loss, _ = erl.policy_loss(logp.bfloat16(), logp_old.bfloat16(), adv.bfloat16(), mask)
     assert loss.dtype == torch.float32
+
+
+def test_aggregate_and_clip_fractions_return_fp32_for_bf16_input():
+    v = torch.rand(2, 3).bfloat16()
+    assert erl.aggregate(v, torch.ones(2, 3)).dtype == torch.float32
+    m = erl.clip_fractions(v, v, torch.ones(2, 3), 0.2, 0.2)
+    assert all(x.dtype == torch.float32 for x in m.values())
