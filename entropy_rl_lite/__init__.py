@@ -4,7 +4,7 @@
 
 Every log-probability, entropy, ratio and advantage it returns is fp32 (float64 in -> float64 out).
 """
-from . import bandit, exercises
+from . import bandit, exercises, plot
 from .adapo import EpsHighController
 from .advantages import expected_group_advantages, group_advantages, scale_advantages
 from .controllers import EntropyTargetController
@@ -20,7 +20,7 @@ from .seed import seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
-    "EntropyTargetController", "EpsHighController", "ZetaController", "aggregate", "bandit", "exercises", "centered_logp",
+    "EntropyTargetController", "EpsHighController", "ZetaController", "aggregate", "bandit", "exercises", "plot", "centered_logp",
     "clip_entropy_bounds", "clip_fractions", "cumulative_entropy", "decorrelating_beta", "distinct_correct", "effective_clip_bounds",
     "entropy", "entropy_bonus_loss", "entropy_change_exact", "entropy_change_first_order",
     "expected_distinct_correct", "expected_group_advantages", "expected_ratio", "group_advantages",

@@ -21,7 +21,7 @@ def _entropy_from_logp(logp: Tensor) -> Tensor:
     """[..., K] log-probs -> [...] entropy; arms with π = 0 contribute 0 (not 0·(-inf) = NaN)."""
     probs = logp.exp()
     # where(π == 0) rather than where(π > 0): a NaN must propagate, not read as a zero-probability arm.
-    return -torch.where(probs == 0, torch.zeros_like(logp), probs * logp).sum(-1)
+    return torch.where(probs == 0, torch.zeros_like(logp), -probs * logp).sum(-1) + 0.0  # + 0.0: no "-0.0"
 
 
 def _check_logits(logits: object) -> Tensor:

@@ -1,0 +1,112 @@
+"""The book machinery: book.yml agrees with chapters/ and the library; the runner executes, reports and renders."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+import entropy_rl_lite as erl
+from entropy_rl_lite import book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def the_book() -> book.Book:
+    return book.load_book(ROOT / "book.yml")
+
+
+def test_version_matches_library(the_book):
+    assert the_book.version == erl.__version__
+
+
+def test_every_chapter_listed_in_number_order(the_book):
+    on_disk = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    listed = [c.file for c in the_book.chapters]
+    assert sorted(listed) == on_disk, "book.yml and chapters/ disagree"
+    numbers = [int(c.number) for c in the_book.chapters]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+
+
+def test_every_chapter_has_solutions(the_book):
+    for c in the_book.chapters:
+        assert (ROOT / "chapters" / "solutions" / f"{c.stem}_solutions.ipynb").is_file(), f"{c.stem} has no solutions"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "chapters").glob("**/*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_committed_executed_small_and_clean(path):
+    assert path.stat().st_size <= 1_000_000, f"{path.name} is {path.stat().st_size} bytes (limit 1 MB)"
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.execution_count is not None for c in code), "every code cell must be executed"
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs), "stored outputs hold an error"
+    assert any(c.outputs for c in code)
+    first = "".join(nb.cells[0].source)
+    assert re.match(r"# \S", first), "a chapter opens with its H1 title"
+
+
+def test_nbval_files_cover_chapters_and_solutions(the_book):
+    files = [p.as_posix() for p in book.nbval_files(the_book)]
+    assert [c.file for c in the_book.chapters if c.nbval != "skip"] == files[:len(the_book.chapters)]
+    assert any("solutions/" in f for f in files)
+
+
+def _tiny_book(tmp_path: Path, cells: list[str], settings: dict | None = None) -> Path:
+    (tmp_path / "chapters").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Tiny chapter")]
+                                  + [nbformat.v4.new_code_cell(c) for c in cells],
+                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nbformat.write(nb, tmp_path / "chapters" / "01_tiny.ipynb")
+    spec = {"title": "Tiny", "version": "0.0", "project": {"toc": [
+        {"title": "Part A", "children": [{"file": "chapters/01_tiny.ipynb"}]}]},
+        "execution": {"chapters": {"chapters/01_tiny.ipynb": settings or {"budget_s": 30}}}}
+    (tmp_path / "book.yml").write_text(yaml.safe_dump(spec))
+    return tmp_path / "book.yml"
+
+
+def test_bad_book_files_fail_with_a_clear_message(tmp_path):
+    path = _tiny_book(tmp_path, ["x = 1"])
+    spec = yaml.safe_load(path.read_text())
+    spec["project"]["toc"][0]["children"].append({"file": "chapters/02_missing.ipynb"})
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ValueError, match="02_missing.ipynb"):
+        book.load_book(path)
+    with pytest.raises(ValueError, match="unknown execution setting 'budget'"):
+        book.load_book(_tiny_book(tmp_path / "b", ["x = 1"], {"budget": 3}))
+    with pytest.raises(ValueError, match="profile 'tpu'"):
+        book.load_book(_tiny_book(tmp_path / "c", ["x = 1"], {"profile": "tpu"}))
+
+
+def test_select_by_number_slug_or_path(the_book):
+    assert [c.number for c in book.select(the_book, ["02", "00"])] == ["00", "02"]
+    assert book.select(the_book, ["softmax_bandits"])[0].number == "01"
+    with pytest.raises(SystemExit, match="no chapter matches 'nope'"):
+        book.select(the_book, ["nope"])
+
+
+def test_runner_executes_into_build_records_time_and_renders_html(tmp_path, capsys):
+    path = _tiny_book(tmp_path, ["x = 6 * 7", "print(f'answer {x}')"])
+    assert book.main(["--book", str(path), "run"]) == 0
+    executed = nbformat.read(tmp_path / "_build" / "chapters" / "01_tiny.ipynb", as_version=4)
+    assert executed.cells[2].outputs[0]["text"] == "answer 42\n"
+    committed = nbformat.read(tmp_path / "chapters" / "01_tiny.ipynb", as_version=4)
+    assert committed.cells[2].outputs == []  # untouched without --inplace
+    runs = json.loads((tmp_path / "_build" / "runs.json").read_text())
+    assert runs["chapters/01_tiny.ipynb"]["seconds"] > 0
+    assert book.main(["--book", str(path), "html"]) == 0
+    index = (tmp_path / "_build" / "html" / "index.html").read_text()
+    assert "Tiny chapter" in index and "01_tiny.html" in index and "Part A" in index
+    book.main(["--book", str(path), "list"])
+    assert "01_tiny" in capsys.readouterr().out
+
+
+def test_runner_names_the_failing_cell(tmp_path, capsys):
+    path = _tiny_book(tmp_path, ["x = 1", "assert x == 2, 'x should be 2'"])
+    assert book.main(["--book", str(path), "run"]) == 1
+    err = capsys.readouterr().err
+    assert "01_tiny.ipynb: cell 2 failed" in err and "x should be 2" in err
