@@ -168,17 +168,23 @@ def execute(book: Book, chapter: Chapter, inplace: bool = False, profile: str | 
 
     src = book.root / chapter.file
     nb = nbformat.read(src, as_version=4)
-    os.environ["ERL_PROFILE"] = profile or chapter.profile  # the kernel inherits this process's environment
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}})
+    saved = os.environ.get("ERL_PROFILE")
+    os.environ["ERL_PROFILE"] = profile or chapter.profile  # the kernel inherits this process's environment
     start = time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as e:
         failing = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"
                         and any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        where = f"cell {failing}" if failing is not None else "a cell"
+        where = f"cell {failing + 1} of {len(nb.cells)}" if failing is not None else "a cell"
         first = nb.cells[failing].source.strip().splitlines()[0] if failing is not None else ""
         raise ChapterFailed(f"{chapter.file}: {where} failed ({first!r})\n{e.ename}: {e.evalue}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("ERL_PROFILE", None)
+        else:
+            os.environ["ERL_PROFILE"] = saved
     elapsed = time.perf_counter() - start
     out = src if inplace else book.root / "_build" / chapter.file
     out.parent.mkdir(parents=True, exist_ok=True)

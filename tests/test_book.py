@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -109,4 +110,5 @@ def test_runner_names_the_failing_cell(tmp_path, capsys):
     path = _tiny_book(tmp_path, ["x = 1", "assert x == 2, 'x should be 2'"])
     assert book.main(["--book", str(path), "run"]) == 1
     err = capsys.readouterr().err
-    assert "01_tiny.ipynb: cell 2 failed" in err and "x should be 2" in err
+    assert "01_tiny.ipynb: cell 3 of 3 failed" in err and "assert x == 2" in err and "x should be 2" in err
+    assert "ERL_PROFILE" not in os.environ  # the runner restores the environment it changed
