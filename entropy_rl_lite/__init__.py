@@ -7,7 +7,7 @@ Every log-probability, entropy, ratio and advantage it returns is fp32 (float64 
 from . import bandit, exercises, plot
 from .adapo import EpsHighController
 from .advantages import expected_group_advantages, group_advantages, scale_advantages
-from .controllers import EntropyTargetController
+from .controllers import EntropyCoefController, EntropyTargetController
 from .entropy import (centered_logp, clip_entropy_bounds, entropy, entropy_change_exact, entropy_change_first_order, pg_logit_step,
                       predicted_entropy_change)
 from .logprobs import logprobs_from_logits, token_logprobs
@@ -20,7 +20,7 @@ from .seed import seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
-    "EntropyTargetController", "EpsHighController", "ZetaController", "aggregate", "bandit", "exercises", "plot", "centered_logp",
+    "EntropyCoefController", "EntropyTargetController", "EpsHighController", "ZetaController", "aggregate", "bandit", "exercises", "plot", "centered_logp",
     "clip_entropy_bounds", "clip_fractions", "cumulative_entropy", "decorrelating_beta", "distinct_correct", "effective_clip_bounds",
     "entropy", "entropy_bonus_loss", "entropy_change_exact", "entropy_change_first_order",
     "expected_distinct_correct", "expected_group_advantages", "expected_ratio", "group_advantages",

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ._checks import check_choice, check_int, check_number, check_tensor, trusted
 from .adapo import EpsHighController
 from .advantages import ADVANTAGES, expected_group_advantages, group_advantages
+from .controllers import EntropyCoefController
 from .entropy import GRADIENTS, _entropy_from_logp
 from .losses import OBJECTIVES, policy_loss
 from .repo import ZetaController, repo_advantage, repo_d_beta, repo_r
@@ -46,6 +47,8 @@ class BanditConfig:
     gradient: str = "vanilla"       # "vanilla", or "natural" (divide the logit gradient by π: inverse Fisher)
     optimizer: str = "sgd"          # "sgd" (what the theorems assume) or "adam"
     entropy_coef: float = 0.0       # explicit entropy bonus, on the exact entropy of every state
+    entropy_coef_control: bool = False  # adapt entropy_coef toward target_entropy (EntropyCoefController)
+    entropy_coef_rate: float = 0.1  # its step: coef += rate · (target - H)
     repo: str | None = None         # None, "beta" (fixed β), "decorrelate" (β*), "repo_d" (ζ·β*), "repo_r"
     beta: float = 0.0               # β for repo="beta"
     zeta: float = 0.0               # ζ for repo_d / repo_r (the start value when zeta_control is on)
@@ -75,7 +78,8 @@ class BanditConfig:
         check_int("epochs", self.epochs, low=1)
         check_number("eps_low", self.eps_low, low=0.0, high=1.0)
         check_number("eps_high", self.eps_high, low=0.0)
-        check_number("entropy_coef", self.entropy_coef)
+        check_number("entropy_coef", self.entropy_coef, low=0.0 if self.entropy_coef_control else None)
+        check_number("entropy_coef_rate", self.entropy_coef_rate, low=0.0, low_open=True)
         check_number("beta", self.beta)
         check_number("zeta", self.zeta)
         check_number("adv_eps", self.adv_eps, low=0.0)
@@ -113,6 +117,7 @@ class History:
     loss: Tensor             # [steps, seeds]    surrogate loss, last epoch
     zeta: Tensor             # [steps, seeds]    ζ used at each step (config.zeta unless zeta_control)
     eps_high: Tensor         # [steps, seeds]    ε_high used at each step
+    entropy_coef: Tensor     # [steps, seeds]    entropy-bonus coefficient used at each step
     clip_frac_low: Tensor    # [steps, seeds]    mean over epochs
     clip_frac_high: Tensor   # [steps, seeds]
     config: BanditConfig
@@ -130,7 +135,7 @@ class History:
                 row: dict[str, float | int] = {"step": t, "seed": s, "entropy": self.entropy[t, s].item(),
                                                "reward": self.reward[t, s].item()}
                 if t < n_steps - 1:
-                    for k in ("loss", "zeta", "eps_high", "clip_frac_low", "clip_frac_high"):
+                    for k in ("loss", "zeta", "eps_high", "entropy_coef", "clip_frac_low", "clip_frac_high"):
                         row[k] = getattr(self, k)[t, s].item()
                 rows.append(row)
         return rows
@@ -195,9 +200,12 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
                                 cfg.target_entropy) if cfg.zeta_control else None)
     eps_ctrl = (EpsHighController(torch.full((S,), cfg.eps_high, dtype=torch.float64), cfg.eps_high_min,
                                   cfg.eps_high_max, cfg.adapo_factor, cfg.target_entropy) if cfg.adapo else None)
+    coef_ctrl = (EntropyCoefController(torch.full((S,), cfg.entropy_coef, dtype=torch.float64), cfg.entropy_coef_rate,
+                                       cfg.target_entropy) if cfg.entropy_coef_control else None)
 
     ent_hist, rew_hist, prob_hist = [], [], []
-    rec: dict[str, list[Tensor]] = {k: [] for k in ("loss", "zeta", "eps_high", "clip_frac_low", "clip_frac_high")}
+    rec: dict[str, list[Tensor]] = {k: [] for k in ("loss", "zeta", "eps_high", "entropy_coef", "clip_frac_low",
+                                                    "clip_frac_high")}
 
     def record(logp_full: Tensor) -> tuple[Tensor, Tensor]:
         """Log the policy whose detached log π is given; return (π, entropy per seed)."""
@@ -211,7 +219,7 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
     # Inputs are validated above; inside the loop the shared functions skip their per-call checks.
     with trusted():
         for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}"):
-            _step(cfg, z, opt, table, generator, zeta_ctrl, eps_ctrl, record, rec)
+            _step(cfg, z, opt, table, generator, (zeta_ctrl, eps_ctrl, coef_ctrl), record, rec)
         with torch.no_grad():
             record(torch.log_softmax(z, -1))
 
@@ -222,15 +230,17 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
 
 
 def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table: Tensor,
-          generator: torch.Generator | None, zeta_ctrl: ZetaController | None, eps_ctrl: EpsHighController | None,
-          record: Any, rec: dict[str, list[Tensor]]) -> None:
+          generator: torch.Generator | None, controllers: tuple[Any, Any, Any], record: Any,
+          rec: dict[str, list[Tensor]]) -> None:
     """One iteration: log the policy, step the controllers, build a batch, run `epochs` updates on it."""
     S, C, K = z.shape
     logp_full = torch.log_softmax(z, -1)  # reused by the first epoch
     logp_old_full = logp_full.detach()
     probs_old, entropy_now = record(logp_old_full)
+    zeta_ctrl, eps_ctrl, coef_ctrl = controllers
     zeta = zeta_ctrl.update(entropy_now) if zeta_ctrl else torch.full((S,), cfg.zeta, dtype=torch.float64)
     eps_high = eps_ctrl.update(entropy_now) if eps_ctrl else torch.full((S,), cfg.eps_high, dtype=torch.float64)
+    coef = coef_ctrl.update(entropy_now) if coef_ctrl else torch.full((S,), cfg.entropy_coef, dtype=torch.float64)
 
     # The batch: which arm each one-token episode played, its weight in the loss, and its advantage.
     if cfg.estimator == "exact":
@@ -257,8 +267,8 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
         loss, m = policy_loss(logp.reshape(S, C * n, 1), logp_old.reshape(S, C * n, 1), a.reshape(S, C * n, 1),
                               weights.reshape(S, C * n, 1), cfg.objective, cfg.eps_low, eps_high,
                               generator=generator, **cfg.loss_kwargs)
-        if cfg.entropy_coef:
-            loss = loss - cfg.entropy_coef * _entropy_from_logp(logp_full).mean(-1)
+        if cfg.entropy_coef or coef_ctrl:
+            loss = loss - coef * _entropy_from_logp(logp_full).mean(-1)
         (grad,) = torch.autograd.grad(loss.sum(), z)
         if cfg.gradient == "natural":
             # Inverse Fisher of the softmax: divide by π. An arm whose π underflowed to 0 has a zero
@@ -276,7 +286,7 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
                                      f"lr={cfg.lr}); lower lr or check the configuration")
         clip_low += m["clip_frac_low"] / cfg.epochs
         clip_high += m["clip_frac_high"] / cfg.epochs
-    for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high),
+    for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high), ("entropy_coef", coef),
                  ("clip_frac_low", clip_low), ("clip_frac_high", clip_high)):
         rec[k].append(torch.as_tensor(v, dtype=torch.float64).expand(S).clone())
 

@@ -86,3 +86,32 @@ class EntropyTargetController:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(value={self.value}, target={self.target})"
+
+
+class EntropyCoefController(EntropyTargetController):
+    """Adaptive coefficient of an explicit entropy bonus: coef ← max(0, coef + rate · (target - H)).
+
+    The bonus grows while entropy is below target and shrinks (never below 0) while above: dual ascent on
+    the constraint H >= target, as in SAC's temperature tuning. A baseline the book compares REPO with.
+    """
+
+    def __init__(self, coef: float | Tensor = 0.0, rate: float = 0.1, target: float | Tensor | None = None) -> None:
+        self.rate = check_number("rate", rate, low=0.0, low_open=True)
+        if isinstance(coef, Tensor):
+            check_tensor("coef", coef)
+            if bool((coef < 0).any()):
+                raise ValueError("coef must be >= 0")
+        else:
+            coef = check_number("coef", coef, low=0.0)
+        super().__init__(coef, target)
+
+    def update(self, entropy: float | Tensor) -> float | Tensor:
+        h = _as_f64("entropy", entropy)
+        if self._target is None:
+            return super().update(entropy)
+        v = self._value.expand(torch.broadcast_shapes(self._value.shape, h.shape, self._target.shape))
+        self._value = (v + self.rate * (self._target - h)).clamp_min(0.0)
+        return self.value
+
+    def _params(self) -> dict[str, float]:
+        return {"rate": self.rate}

@@ -90,3 +90,14 @@ def test_load_state_dict_refuses_a_different_controller():
 def test_eps_high_controller_rule(start, entropy, expected):
     c = erl.EpsHighController(eps_high=start, eps_min=0.2, eps_max=1.0, factor=1.5, target=1.0)
     assert c.update(entropy) == pytest.approx(expected)
+
+
+def test_entropy_coef_controller_is_dual_ascent_clamped_at_zero():
+    c = erl.EntropyCoefController(coef=0.1, rate=0.5, target=1.0)
+    assert c.update(0.8) == pytest.approx(0.2)   # too little entropy: 0.1 + 0.5 · 0.2
+    assert c.update(1.5) == pytest.approx(0.0)   # too much: 0.2 - 0.25, clamped at 0
+    assert c.update(1.0) == 0.0                  # on target: unchanged
+    state = json.loads(json.dumps(c.state_dict()))
+    d = erl.EntropyCoefController(rate=0.5)
+    d.load_state_dict(state)
+    assert d.update(0.5) == c.update(0.5) == pytest.approx(0.25)
