@@ -21,12 +21,14 @@ def _plt():
 
 def curves(runs: Mapping[str, History | Tensor], field: str = "entropy", ax: Any = None, band: str = "minmax",
            ylabel: str | None = None, title: str | None = None) -> Any:
-    """One line per run: the seed mean of `field` per step, with a band over seeds ('minmax', 'std' or None).
+    """One line per run: the seed mean of `field` per step, with a band over seeds.
+
+    band: 'minmax' (lowest to highest seed), 'iqr' (25th to 75th percentile), 'std' (mean ± 1 sd) or None.
 
     runs: name -> History (its `field`, [steps, seeds]) or a tensor [steps] / [steps, seeds].
     """
-    if band not in ("minmax", "std", None):
-        raise ValueError(f"unknown band {band!r}; known: 'minmax', 'std', None")
+    if band not in ("minmax", "iqr", "std", None):
+        raise ValueError(f"unknown band {band!r}; known: 'minmax', 'iqr', 'std', None")
     plt = _plt()
     ax = ax if ax is not None else plt.subplots(figsize=(6, 3.2), dpi=80)[1]
     for name, run in runs.items():
@@ -36,10 +38,15 @@ def curves(runs: Mapping[str, History | Tensor], field: str = "entropy", ax: Any
         steps = torch.arange(y.shape[0])
         (line,) = ax.plot(steps, y.mean(1), label=name)
         if band and y.shape[1] > 1:
-            lo, hi = (y.amin(1), y.amax(1)) if band == "minmax" else (y.mean(1) - y.std(1), y.mean(1) + y.std(1))
+            if band == "minmax":
+                lo, hi = y.amin(1), y.amax(1)
+            elif band == "iqr":
+                lo, hi = y.quantile(0.25, dim=1), y.quantile(0.75, dim=1)
+            else:
+                lo, hi = y.mean(1) - y.std(1), y.mean(1) + y.std(1)
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel("step")
-    ax.set_ylabel(ylabel or field)
+    ax.set_ylabel(field if ylabel is None else ylabel)
     if title:
         ax.set_title(title)
     if len(runs) > 1:
