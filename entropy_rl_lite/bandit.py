@@ -41,6 +41,7 @@ class BanditConfig:
     steps: int = 100                # training iterations (one batch each)
     seeds: int = 1                  # independent runs, batched
     group_size: int = 8             # G, samples per (seed, state) per step (sampled estimator)
+    bernoulli_rewards: bool = False  # read the table as success probabilities: R ~ Bernoulli(p) (sampled only)
     epochs: int = 1                 # updates per batch; clipping can only bind when > 1
     eps_low: float = 0.2
     eps_high: float = 0.2           # DAPO clip-higher: eps_high > eps_low
@@ -96,6 +97,9 @@ class BanditConfig:
         if self.adapo and not self.eps_high_min <= self.eps_high <= self.eps_high_max:
             raise ValueError(f"eps_high must lie in [eps_high_min, eps_high_max] = [{self.eps_high_min}, "
                              f"{self.eps_high_max}] when adapo=True, got {self.eps_high}")
+        if self.bernoulli_rewards and self.estimator != "sampled":
+            raise ValueError("bernoulli_rewards=True needs estimator='sampled' (the exact estimator reads the table "
+                             "as deterministic rewards)")
         if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
             raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
         bad = set(self.loss_kwargs) - {"clip_cov_ratio", "clip_cov_bounds", "kl_cov_ratio", "kl_coef", "horizon"}
@@ -178,7 +182,8 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
         generator: torch.Generator | None = None, progress: bool = False, **overrides: Any) -> History:
     """Train softmax policies on a reward table and record what happens to their entropy.
 
-    rewards: [arms] (one state) or [states, arms], the reward of each arm (e.g. 1 = correct).
+    rewards: [arms] (one state) or [states, arms], the reward of each arm (e.g. 1 = correct); with
+        bernoulli_rewards=True, each arm's probability of reward 1 (History.reward is then E_π[p]).
     config: a BanditConfig; keyword overrides replace its fields (`run(R, lr=0.5, steps=200)`).
     generator: the source of every random draw; None means a fresh one seeded with 0.
     init_logits: None (uniform), [arms] / [states, arms] shared by every seed, or one row per seed.
@@ -190,6 +195,8 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
     check_tensor("rewards", rewards, min_dim=1)
     if rewards.dim() > 2 or rewards.shape[-1] < 2:
         raise ValueError(f"rewards must be [arms] or [states, arms] with arms >= 2, got {tuple(rewards.shape)}")
+    if cfg.bernoulli_rewards and bool(((rewards < 0) | (rewards > 1)).any()):
+        raise ValueError("rewards must be probabilities in [0, 1] when bernoulli_rewards=True")
     one_state = rewards.dim() == 1
     table = rewards.to(torch.float64).reshape(-1, rewards.shape[-1])  # [C, K]
     S, (C, K) = cfg.seeds, table.shape
@@ -253,6 +260,8 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
                                     generator=generator).reshape(S, C, cfg.group_size)
         weights = torch.ones(actions.shape, dtype=torch.float64)
         r = table.expand(S, C, K).gather(-1, actions)
+        if cfg.bernoulli_rewards:  # after the arm draws, so arms are drawn as without noise
+            r = torch.bernoulli(r, generator=generator)
         adv = group_advantages(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
     logp_old = logp_old_full.gather(-1, actions)
 

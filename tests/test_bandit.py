@@ -183,3 +183,21 @@ def test_adaptive_entropy_bonus_holds_a_reachable_target():
                        entropy_coef_rate=0.5, target_entropy=0.9)
     assert (h.entropy[-100:, 0] - 0.9).abs().max() < 0.05  # within ±0.05 nats of the target, like the ζ controller
     assert h.entropy_coef[-1, 0] > 0 and h.reward[-1, 0] > 0.99
+
+
+def test_bernoulli_rewards_are_drawn_per_sample_and_average_to_the_table():
+    """A coin-flip reward (p = 1/2 on every arm) carries no signal in expectation, yet every sampled group
+    gets nonzero advantages; the policy random-walks. Same generator seed, same run."""
+    coins = torch.full((4, 10), 0.5, dtype=f64)
+    kw = dict(estimator="sampled", bernoulli_rewards=True, seeds=8, steps=20, lr=1.0, advantage="rloo")
+    a = erl.bandit.run(coins, **kw, generator=torch.Generator().manual_seed(1))
+    b = erl.bandit.run(coins, **kw, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a.probs, b.probs)
+    assert (a.probs[-1] - a.probs[0]).abs().max() > 1e-3  # the noise moves the policy
+    assert torch.allclose(a.reward, torch.full_like(a.reward, 0.5))  # E_π[p] = 1/2 whatever π is
+    fixed = erl.bandit.run(coins, **{**kw, "bernoulli_rewards": False})
+    assert torch.equal(fixed.probs[-1], fixed.probs[0])  # a fixed 0.5 is the same for all: zero advantage
+    with pytest.raises(ValueError, match="estimator='sampled'"):
+        erl.bandit.BanditConfig(bernoulli_rewards=True)
+    with pytest.raises(ValueError, match="probabilities"):
+        erl.bandit.run(coins * 3, **kw)
