@@ -9,6 +9,7 @@ token batch and calls the same advantage, loss, REPO and ADAPO code the LLM trai
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class BanditConfig:
     epochs: int = 1                 # updates per batch; clipping can only bind when > 1
     eps_low: float = 0.2
     eps_high: float = 0.2           # DAPO clip-higher: eps_high > eps_low
+    ratio_bias: float = 1.0         # b: the loss sees b·r instead of r, as a biased log-prob path would (ch. 05)
     gradient: str = "vanilla"       # "vanilla", or "natural" (divide the logit gradient by π: inverse Fisher)
     optimizer: str = "sgd"          # "sgd" (what the theorems assume) or "adam"
     entropy_coef: float = 0.0       # explicit entropy bonus, on the exact entropy of every state
@@ -79,6 +81,7 @@ class BanditConfig:
         check_int("epochs", self.epochs, low=1)
         check_number("eps_low", self.eps_low, low=0.0, high=1.0)
         check_number("eps_high", self.eps_high, low=0.0)
+        check_number("ratio_bias", self.ratio_bias, low=0.0, low_open=True)
         check_number("entropy_coef", self.entropy_coef, low=0.0 if self.entropy_coef_control else None)
         check_number("entropy_coef_rate", self.entropy_coef_rate, low=0.0, low_open=True)
         check_number("beta", self.beta)
@@ -264,6 +267,8 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
             r = torch.bernoulli(r, generator=generator)
         adv = group_advantages(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
     logp_old = logp_old_full.gather(-1, actions)
+    if cfg.ratio_bias != 1.0:  # exp(logp - (logp_old - log b)) = b · r
+        logp_old = logp_old - math.log(cfg.ratio_bias)
 
     clip_low = torch.zeros(S, dtype=torch.float64)
     clip_high = torch.zeros(S, dtype=torch.float64)

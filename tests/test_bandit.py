@@ -201,3 +201,16 @@ def test_bernoulli_rewards_are_drawn_per_sample_and_average_to_the_table():
         erl.bandit.BanditConfig(bernoulli_rewards=True)
     with pytest.raises(ValueError, match="probabilities"):
         erl.bandit.run(coins * 3, **kw)
+
+
+def test_ratio_bias_is_clipping_with_the_effective_bounds():
+    """A loss that sees b·r clipped to [1-ε_low, 1+ε_high] trains exactly like r clipped to the effective
+    bounds ((1-ε_low)/b, (1+ε_high)/b) (claim 7's algebra), checked through whole engine runs."""
+    b, lo, hi = 1.05, 0.2, 0.28
+    base = dict(init_logits=Z0, steps=20, lr=2.0, advantage="grpo", objective="ppo", epochs=4)
+    biased = erl.bandit.run(R, eps_low=lo, eps_high=hi, ratio_bias=b, **base)
+    lo_eff, hi_eff = erl.effective_clip_bounds(b, lo, hi)
+    # PPO's min(b·r·A, clip(b·r)·A) = b · min(r·A, clip_eff(r)·A): the same gradient up to the factor b.
+    effective = erl.bandit.run(R, eps_low=lo_eff, eps_high=hi_eff, **{**base, "lr": 2.0 * b})
+    torch.testing.assert_close(biased.entropy, effective.entropy, atol=1e-10, rtol=0)
+    assert biased.clip_frac.max() > 0
