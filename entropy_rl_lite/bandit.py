@@ -43,6 +43,7 @@ class BanditConfig:
     seeds: int = 1                  # independent runs, batched
     group_size: int = 8             # G, samples per (seed, state) per step (sampled estimator)
     bernoulli_rewards: bool = False  # read the table as success probabilities: R ~ Bernoulli(p) (sampled only)
+    reward_noise: float = 0.0       # std of Gaussian noise added to each sampled reward (sampled only)
     epochs: int = 1                 # updates per batch; clipping can only bind when > 1
     eps_low: float = 0.2
     eps_high: float = 0.2           # DAPO clip-higher: eps_high > eps_low
@@ -100,6 +101,9 @@ class BanditConfig:
         if self.adapo and not self.eps_high_min <= self.eps_high <= self.eps_high_max:
             raise ValueError(f"eps_high must lie in [eps_high_min, eps_high_max] = [{self.eps_high_min}, "
                              f"{self.eps_high_max}] when adapo=True, got {self.eps_high}")
+        check_number("reward_noise", self.reward_noise, low=0.0)
+        if self.reward_noise > 0 and self.estimator != "sampled":
+            raise ValueError("reward_noise > 0 needs estimator='sampled' (the exact estimator takes expectations)")
         if self.bernoulli_rewards and self.estimator != "sampled":
             raise ValueError("bernoulli_rewards=True needs estimator='sampled' (the exact estimator reads the table "
                              "as deterministic rewards)")
@@ -265,6 +269,8 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
         r = table.expand(S, C, K).gather(-1, actions)
         if cfg.bernoulli_rewards:  # after the arm draws, so arms are drawn as without noise
             r = torch.bernoulli(r, generator=generator)
+        if cfg.reward_noise > 0:
+            r = r + cfg.reward_noise * torch.randn(r.shape, generator=generator, dtype=r.dtype)
         adv = group_advantages(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
     logp_old = logp_old_full.gather(-1, actions)
     if cfg.ratio_bias != 1.0:  # exp(logp - (logp_old - log b)) = b · r

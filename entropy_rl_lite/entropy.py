@@ -95,7 +95,8 @@ def clip_entropy_bounds(entropy: Tensor, eps_low: float, eps_high: float) -> tup
     (1-ε_low)·H(π) - log(1+ε_high) <= H(π') <= (1+ε_high)·H(π).  [...] -> ([...], [...]).
 
     Why: H(π') = -Σ π r log π - Σ π r log r; the first sum is r-weighted H, the second lies in [0, log(1+ε_high)]
-    because Σ π r = 1 (Jensen gives >= 0) and r <= 1+ε_high.
+    because Σ π r = 1 (Jensen gives >= 0) and r <= 1+ε_high. (The lower bound is loose: writing
+    π' = (1-ε_low)π + ε_low·w with w a distribution, concavity gives H(π') >= (1-ε_low)·H(π); chapter 04.)
     """
     check_tensor("entropy", entropy)
     eps_low = check_number("eps_low", eps_low, low=0.0, high=1.0)

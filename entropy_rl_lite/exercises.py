@@ -37,6 +37,8 @@ class Result:
 
 
 def _fmt(x: Any) -> str:
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in x.items()) + "}"
     if isinstance(x, Tensor):
         vals = [round(v, 4) for v in x.detach().double().flatten().tolist()[:8]]
         return f"tensor{list(x.shape)} {vals}" + (" ..." if x.numel() > 8 else "")
@@ -44,6 +46,8 @@ def _fmt(x: Any) -> str:
 
 
 def _close(a: Any, b: Any, atol: float, rtol: float) -> bool:
+    if isinstance(b, dict):
+        return isinstance(a, dict) and a.keys() == b.keys() and all(_close(a[k], b[k], atol, rtol) for k in b)
     if isinstance(b, (tuple, list)):
         return isinstance(a, (tuple, list)) and len(a) == len(b) and all(_close(x, y, atol, rtol) for x, y in zip(a, b))
     if isinstance(b, Tensor):

@@ -214,3 +214,13 @@ def test_ratio_bias_is_clipping_with_the_effective_bounds():
     effective = erl.bandit.run(R, eps_low=lo_eff, eps_high=hi_eff, **{**base, "lr": 2.0 * b})
     torch.testing.assert_close(biased.entropy, effective.entropy, atol=1e-10, rtol=0)
     assert biased.clip_frac.max() > 0
+
+
+def test_gaussian_reward_noise_is_drawn_per_sample():
+    kw = dict(estimator="sampled", seeds=4, steps=10, lr=1.0, advantage="grpo", init_logits=Z0)
+    quiet = erl.bandit.run(R, **kw)
+    noisy = erl.bandit.run(R, reward_noise=0.5, **kw)
+    again = erl.bandit.run(R, reward_noise=0.5, **kw)
+    assert torch.equal(noisy.probs, again.probs) and not torch.equal(noisy.probs, quiet.probs)
+    with pytest.raises(ValueError, match="reward_noise"):
+        erl.bandit.BanditConfig(reward_noise=0.1)
