@@ -14,9 +14,20 @@ from ._checks import check_eps, check_number, check_tensor, fp32
 
 
 def round_bf16(x: Tensor) -> Tensor:
-    """Round to the nearest bfloat16 and return in x's float dtype (what a bf16 model would have stored)."""
+    """Round to the nearest bfloat16 (ties to even) and return in x's float dtype.
+
+    float64 is rounded directly to bf16's 8 significant bits: torch's own float64 -> bf16 cast goes through
+    fp32 and can round twice (27.1874998827 -> 27.25, though 27.125 is nearer).
+    """
     check_tensor("x", x, allow_neg_inf=True)
-    return x.to(torch.bfloat16).to(x.dtype)
+    if x.dtype != torch.float64:
+        return x.to(torch.bfloat16).to(x.dtype)
+    mantissa, exponent = torch.frexp(x)  # x = m · 2^e, 0.5 <= |m| < 1: keep 8 bits of m
+    rounded = torch.ldexp(torch.round(mantissa * 256) / 256, exponent)
+    # Values in bf16's subnormal or overflow range take the cast (exactly representable in fp32 first).
+    tiny, big = torch.finfo(torch.bfloat16).tiny, torch.finfo(torch.bfloat16).max
+    special = (x.abs() < tiny) | (rounded.abs() > big) | ~torch.isfinite(x)
+    return torch.where(special, x.to(torch.bfloat16).to(x.dtype), rounded)
 
 
 def ratio_stats(logp: Tensor, logp_old: Tensor, mask: Tensor | None = None, tol: float = 1e-6) -> dict[str, float]:
@@ -41,6 +52,7 @@ def ratio_stats(logp: Tensor, logp_old: Tensor, mask: Tensor | None = None, tol:
         "mean": r.mean().item(),
         "median": r.median().item(),
         "std": r.std().item() if r.numel() > 1 else 0.0,
+        "se": (r.std() / r.numel() ** 0.5).item() if r.numel() > 1 else 0.0,  # of the mean, tokens independent
         "mean_log": log_r.mean().item(),
         "frac_above": (r > 1 + tol).double().mean().item(),
         "frac_below": (r < 1 - tol).double().mean().item(),

@@ -38,3 +38,18 @@ def test_ratio_stats_and_expected_ratio():
     # bf16-rounded log-probs on one side move the exact vocabulary-sum away from 1, measurably.
     bias = erl.expected_ratio(erl.round_bf16(lp.float()), lp.float())
     assert (bias - 1).abs().max() > 1e-4
+
+
+def test_round_bf16_float64_rounds_once_to_nearest_even():
+    x = torch.tensor([27.1874998827005, 1.0 + 2**-8, 1.0 + 3 * 2**-8, -300.7, 1e-45, 3.5e38], dtype=torch.float64)
+    out = erl.round_bf16(x)
+    assert out[0].item() == 27.125          # the fp32 detour would give 27.25
+    assert out[1].item() == 1.0             # a tie goes to the even neighbour
+    assert out[2].item() == 1.0 + 4 * 2**-8
+    assert out[3].item() == -300.0
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(100_000, dtype=torch.float64, generator=g) * 30
+    r = erl.round_bf16(v)
+    # nearest: no other bf16 value (the neighbours one bf16 ulp away) is closer
+    ulp = torch.ldexp(torch.ones_like(r), torch.frexp(r)[1] - 8)
+    assert ((v - r).abs() <= ulp / 2 + 1e-300).all()
