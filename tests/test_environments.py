@@ -25,6 +25,13 @@ ENV_KWARGS = {
     ],
 }
 CASES = [(env_id, kw) for env_id, kws in ENV_KWARGS.items() for kw in kws]
+# check_env runs over every erl/ environment, the text tasks (tests/test_text_tasks.py) included.
+CHECK_ENV_CASES = CASES + [
+    ("erl/SumTo-v0", {}),
+    ("erl/SumTo-v0", {"min_target": 0, "max_target": 18, "max_len": 2}),
+    ("erl/SumToShifted-v0", {}),
+    ("erl/SumToShifted-v0", {"min_target": 5, "max_target": 9, "max_len": 4, "shift": -5}),
+]
 
 
 # --- API conformance ---------------------------------------------------------------------------
@@ -47,7 +54,7 @@ def test_import_does_not_pull_in_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize(("env_id", "kwargs"), CASES)
+@pytest.mark.parametrize(("env_id", "kwargs"), CHECK_ENV_CASES)
 def test_check_env_unwrapped_without_warnings(env_id: str, kwargs: dict) -> None:
     env = gym.make(env_id, **kwargs)
     with warnings.catch_warnings():
@@ -55,7 +62,7 @@ def test_check_env_unwrapped_without_warnings(env_id: str, kwargs: dict) -> None
         check_env(env.unwrapped)
 
 
-@pytest.mark.parametrize(("env_id", "kwargs"), CASES)
+@pytest.mark.parametrize(("env_id", "kwargs"), CHECK_ENV_CASES)
 def test_check_env_wrapped(env_id: str, kwargs: dict) -> None:
     env = gym.make(env_id, **kwargs)
     with warnings.catch_warnings():
