@@ -75,6 +75,13 @@ def check_int(name: str, x: object, *, low: int | None = None) -> int:
     return x
 
 
+def check_weights(name: str, w: Tensor) -> Tensor:
+    """Per-element weights (a float view of a bool or float mask) must be finite and >= 0."""
+    if bool(torch.isnan(w).any()) or bool((w < 0).any()) or bool(torch.isinf(w).any()):
+        raise ValueError(f"{name} must hold finite weights >= 0 (or bools)")
+    return w
+
+
 def check_choice(name: str, x: object, allowed: Iterable[str]) -> str:
     """Require one of the allowed names; the error lists them."""
     allowed = tuple(allowed)

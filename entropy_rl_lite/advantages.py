@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_int, check_number, check_tensor, fp32
+from ._checks import check_choice, check_int, check_number, check_tensor, check_weights, fp32
 
 ADVANTAGES = ("grpo", "rloo", "dr_grpo", "none")
 
@@ -90,9 +90,7 @@ def scale_advantages(adv: Tensor, mask: Tensor | None = None, center: bool = Fal
         if not isinstance(mask, Tensor) or mask.shape != adv.shape:
             raise ValueError(f"mask must be a tensor shaped like adv {tuple(adv.shape)}, "
                              f"got {tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}")
-        w = mask.to(adv.dtype)
-        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
-            raise ValueError("mask must hold finite weights >= 0 (or bools)")
+        w = check_weights("mask", mask.to(adv.dtype))
     total = w.sum()
     if total <= 0:
         raise ValueError("mask selects no element (its sum is 0)")

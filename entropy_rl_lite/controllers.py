@@ -31,7 +31,7 @@ class EntropyTargetController:
     """Base class: `update(entropy)` raises the value when entropy is below target, lowers it when above.
 
     target=None: the first update records the measured entropy as the target and leaves the value as is.
-    Subclasses define `_raise` and `_lower` (elementwise on float64 tensors).
+    Subclasses define `_raise` and `_lower` (elementwise on float64 tensors), or override `_step`.
     """
 
     def __init__(self, value: float | Tensor, target: float | Tensor | None = None) -> None:
@@ -57,8 +57,12 @@ class EntropyTargetController:
             self._value = self._value.expand_as(h).clone() if h.dim() else self._value
             return self.value
         v = self._value.expand(torch.broadcast_shapes(self._value.shape, h.shape, self._target.shape))
-        self._value = torch.where(h < self._target, self._raise(v), torch.where(h > self._target, self._lower(v), v))
+        self._value = self._step(v, h, self._target)
         return self.value
+
+    def _step(self, v: Tensor, h: Tensor, target: Tensor) -> Tensor:
+        """One bang-bang step: raise below target, lower above, keep on target."""
+        return torch.where(h < target, self._raise(v), torch.where(h > target, self._lower(v), v))
 
     def _raise(self, v: Tensor) -> Tensor:  # entropy too low
         raise NotImplementedError
@@ -105,13 +109,8 @@ class EntropyCoefController(EntropyTargetController):
             coef = check_number("coef", coef, low=0.0)
         super().__init__(coef, target)
 
-    def update(self, entropy: float | Tensor) -> float | Tensor:
-        h = _as_f64("entropy", entropy)
-        if self._target is None:
-            return super().update(entropy)
-        v = self._value.expand(torch.broadcast_shapes(self._value.shape, h.shape, self._target.shape))
-        self._value = (v + self.rate * (self._target - h)).clamp_min(0.0)
-        return self.value
+    def _step(self, v: Tensor, h: Tensor, target: Tensor) -> Tensor:
+        return (v + self.rate * (target - h)).clamp_min(0.0)
 
     def _params(self) -> dict[str, float]:
         return {"rate": self.rate}

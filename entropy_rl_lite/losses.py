@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_eps, check_number, check_tensor, fp32, is_trusted
+from ._checks import check_choice, check_eps, check_number, check_tensor, check_weights, fp32, is_trusted
 from .metrics import clip_fractions, per_problem
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -27,8 +27,7 @@ def as_weights(mask: Tensor, like: Tensor) -> Tensor:
     w = mask.to(like.dtype) if mask.dtype == torch.bool else fp32(mask).to(like.dtype)
     if is_trusted():
         return w
-    if bool(torch.isnan(w).any()) or bool((w < 0).any()) or bool(torch.isinf(w).any()):
-        raise ValueError("mask must hold finite weights >= 0 (or bools)")
+    check_weights("mask", w)
     empty = (w.flatten(-2).sum(-1) <= 0) if w.dim() >= 2 else (w.sum() <= 0)
     if bool(empty.any()):
         raise ValueError("mask selects no token (its sum is 0) for at least one problem; nothing to learn from")
