@@ -14,7 +14,7 @@ from .logprobs import logprobs_from_logits, token_logprobs
 from .losses import aggregate, entropy_bonus_loss, policy_loss
 from .metrics import clip_fractions, cumulative_entropy, distinct_correct, expected_distinct_correct, pass_at_k
 from .precision import effective_clip_bounds, expected_ratio, ratio_stats, round_bf16
-from .repo import ZetaController, decorrelating_beta, repo_advantage, repo_d_beta, repo_r
+from .repo import ZetaController, decorrelating_beta, repo_advantage, repo_d_beta, repo_r, shape_advantage
 from .seed import seed_everything
 
 __version__ = "0.1.0"
@@ -25,6 +25,6 @@ __all__ = [
     "entropy", "entropy_bonus_loss", "entropy_change_exact", "entropy_change_first_order",
     "expected_distinct_correct", "expected_group_advantages", "expected_ratio", "group_advantages",
     "logprobs_from_logits", "pass_at_k", "pg_logit_step", "policy_loss", "predicted_entropy_change",
-    "ratio_stats", "repo_advantage", "repo_d_beta", "repo_r", "round_bf16", "scale_advantages",
+    "ratio_stats", "repo_advantage", "repo_d_beta", "repo_r", "round_bf16", "scale_advantages", "shape_advantage",
     "seed_everything", "token_logprobs",
 ]

@@ -24,11 +24,10 @@ from .advantages import ADVANTAGES, expected_group_advantages, group_advantages
 from .controllers import EntropyCoefController
 from .entropy import GRADIENTS, _entropy_from_logp
 from .losses import OBJECTIVES, policy_loss
-from .repo import ZetaController, repo_advantage, repo_d_beta, repo_r
+from .repo import REPO_VARIANTS, ZetaController, shape_advantage
 
 ESTIMATORS = ("exact", "sampled")
 OPTIMIZERS = ("sgd", "adam")
-REPO_VARIANTS = (None, "beta", "decorrelate", "repo_d", "repo_r")
 
 
 @dataclass(frozen=True)
@@ -282,7 +281,10 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
         if epoch:
             logp_full = torch.log_softmax(z, -1)
         logp = logp_full.gather(-1, actions)  # [S, C, n]
-        a = _shape_advantage(cfg, adv, logp, logp_full, weights, zeta)
+        with torch.no_grad():
+            h = _entropy_from_logp(logp_full)[..., None].expand_as(logp)  # H of each action's state
+        a = shape_advantage(adv, logp, h, weights, cfg.repo, zeta=zeta[:, None, None], beta=cfg.beta,
+                            natural=cfg.gradient == "natural")  # β* per (seed, state), over its arms
         n = actions.shape[-1]
         loss, m = policy_loss(logp.reshape(S, C * n, 1), logp_old.reshape(S, C * n, 1), a.reshape(S, C * n, 1),
                               weights.reshape(S, C * n, 1), cfg.objective, cfg.eps_low, eps_high,
@@ -309,22 +311,3 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
     for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high), ("entropy_coef", coef),
                  ("clip_frac_low", clip_low), ("clip_frac_high", clip_high)):
         rec[k].append(torch.as_tensor(v, dtype=torch.float64).expand(S).clone())
-
-
-def _shape_advantage(cfg: BanditConfig, adv: Tensor, logp: Tensor, logp_full: Tensor, weights: Tensor,
-                     zeta: Tensor) -> Tensor:
-    """Apply the configured REPO variant to the advantages of the taken arms. All [S, C, n]."""
-    if cfg.repo is None:
-        return adv
-    if cfg.repo == "repo_r":
-        return repo_r(adv, logp, zeta[:, None, None])
-    with torch.no_grad():
-        h = _entropy_from_logp(logp_full)[..., None]  # [S, C, 1]
-        L = logp.detach() + h
-    if cfg.repo == "beta":
-        return repo_advantage(adv, L, cfg.beta)
-    scale = torch.ones_like(zeta) if cfg.repo == "decorrelate" else zeta
-    # Vanilla PG moves entropy by E_π[A·L·π], natural PG by E_π[A·L]: drop the π factor for natural.
-    pi = logp.detach().exp() if cfg.gradient == "vanilla" else torch.ones_like(logp)
-    beta = repo_d_beta(adv, L, pi, weights, scale[:, None], dim=-1)  # one β per (seed, state)
-    return repo_advantage(adv, L, beta[..., None])

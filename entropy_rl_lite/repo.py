@@ -8,10 +8,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_number, check_same_shape, check_tensor, fp32
+from ._checks import check_choice, check_number, check_same_shape, check_tensor, fp32
 from .controllers import EntropyTargetController
 
 ZETA_LIMIT = 1e6
+REPO_VARIANTS = (None, "beta", "decorrelate", "repo_d", "repo_r")
 
 
 def repo_advantage(adv: Tensor, centered_logp: Tensor, beta: float | Tensor) -> Tensor:
@@ -87,6 +88,39 @@ def repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = 
     up = (adv * (1 - zeta * lp)).clamp_min(0)
     down = (adv * (1 + zeta * lp)).clamp_max(0)
     return torch.where(adv > 0, up, torch.where(adv < 0, down, torch.zeros_like(adv)))
+
+
+def shape_advantage(adv: Tensor, logp: Tensor, entropy: Tensor, weights: Tensor, variant: str | None, *,
+                    zeta: float | Tensor = 0.0, beta: float | Tensor = 0.0, natural: bool = False,
+                    dim: int | tuple[int, ...] = -1) -> Tensor:
+    """Apply a REPO variant to the advantages of sampled actions. All inputs [...], same shape -> [...].
+
+    The one place the bandit engine and the LLM trainer turn A into A_REPO:
+      None          A unchanged
+      "beta"        A - β·L with a fixed β (L = log π + H, detached)
+      "decorrelate" A - β*·L, β* from `decorrelating_beta` (first-order ΔH = 0)
+      "repo_d"      A - ζ·β*·L  [ours]
+      "repo_r"      `repo_r(A, log π, ζ)`
+    entropy: H(π(·|s)) of each action's state (full vocabulary), so L = logp + entropy.
+    weights: how each entry counts in β*'s expectation (π_old for an exact sum, the mask for samples);
+    β* is reduced over `dim` (the arms of one state, or every token of a batch). zeta and beta are
+    numbers or tensors broadcastable to `adv`. natural=True drops the π factor (natural PG moves
+    entropy by E_π[A·L], not E_π[A·L·π]).
+    """
+    check_choice("variant", variant, REPO_VARIANTS)
+    if variant is None:
+        return adv
+    if variant == "repo_r":
+        return repo_r(adv, logp, zeta)
+    L = (fp32(logp) + fp32(entropy)).detach()
+    if variant == "beta":
+        return repo_advantage(adv, L, beta)
+    probs = torch.ones_like(L) if natural else fp32(logp).detach().exp()
+    b = decorrelating_beta(adv, L, probs, weights, dim)
+    for d in sorted(d % adv.dim() for d in ((dim,) if isinstance(dim, int) else dim)):
+        b = b.unsqueeze(d)  # keep the reduced dims so β broadcasts back over them
+    scale = 1.0 if variant == "decorrelate" else zeta
+    return repo_advantage(adv, L, scale * b)
 
 
 class ZetaController(EntropyTargetController):
