@@ -82,3 +82,43 @@ def arm_probs(history: History, seed: int = 0, state: int = 0, labels: Sequence[
         keep = [i for i in range(K) if i in highlight]
         ax.legend([handles[i] for i in keep], [texts[i] for i in keep], fontsize=8, loc="upper left")
     return ax
+
+
+def metrics(runs: Mapping[str, Any], fields: Sequence[str] = ("entropy", "reward"), smooth: int = 1,
+            axes: Any = None, title: str | None = None) -> Any:
+    """Re-plot trainer runs from their JSONL metrics: one panel per field, one line per run.
+
+    runs: name -> a metrics file path (as `TrainConfig.log_path` writes) or a list of row dicts
+    (`Trainer.history`), or groups of them (name -> [path, path, ...]: the lines are seed means with a
+    min-max band). smooth: trailing moving average over this many steps (1 = raw). Returns the axes.
+    """
+    from .llm.metrics_log import read_metrics  # the LLM part (transformers) is only needed here
+
+    if not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth must be an int >= 1, got {smooth!r}")
+    plt = _plt()
+    if axes is None:
+        _, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.2), dpi=80, squeeze=False)
+        axes = axes[0]
+    for ax, field in zip(axes, fields):
+        series = {}
+        for name, run in runs.items():
+            group = run if isinstance(run, (list, tuple)) and run and not isinstance(run[0], dict) else [run]
+            ys = []
+            for one in group:
+                rows = read_metrics(one) if not isinstance(one, list) else one
+                missing = [r["step"] for r in rows if field not in r]
+                if missing:
+                    raise ValueError(f"run {name!r} has no field {field!r} (known: {sorted(rows[0])})")
+                ys.append(torch.tensor([float("nan") if r[field] is None else r[field] for r in rows], dtype=torch.float64))
+            n = min(len(y) for y in ys)
+            y = torch.stack([y[:n] for y in ys], 1)  # [steps, runs]
+            if smooth > 1:  # trailing mean: step t averages steps max(0, t-smooth+1)..t
+                c = torch.cat([torch.zeros(1, y.shape[1], dtype=y.dtype), y.cumsum(0)])
+                idx = torch.arange(1, n + 1)
+                y = (c[idx] - c[(idx - smooth).clamp_min(0)]) / (idx - (idx - smooth).clamp_min(0))[:, None]
+            series[name] = y
+        curves(series, field, ax=ax)
+    if title:
+        axes[0].figure.suptitle(title)
+    return axes

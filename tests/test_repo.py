@@ -122,3 +122,39 @@ def test_positive_beta_raises_entropy_negative_lowers():
     zero = torch.zeros(4, dtype=f64)
     assert erl.predicted_entropy_change(z, erl.repo_advantage(zero, L, 0.5), 0.1) > 0
     assert erl.predicted_entropy_change(z, erl.repo_advantage(zero, L, -0.5), 0.1) < 0
+
+
+# -- shape_advantage: the one REPO entry point shared by the bandit engine and the LLM trainer --------------
+
+def test_shape_advantage_dispatches_to_each_variant():
+    g = torch.Generator().manual_seed(0)
+    adv = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    logp = -torch.rand(3, 5, generator=g, dtype=torch.float64) * 3
+    ent = torch.rand(3, 5, generator=g, dtype=torch.float64)
+    w = torch.ones(3, 5, dtype=torch.float64)
+    assert erl.shape_advantage(adv, logp, ent, w, None) is adv
+    torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "repo_r", zeta=0.1), erl.repo_r(adv, logp, 0.1))
+    torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "beta", beta=0.5),
+                               erl.repo_advantage(adv, logp + ent, 0.5))
+    # REPO-D over every entry of a [B, T] batch: one β for the batch, ζ times the decorrelating β*.
+    beta = erl.decorrelating_beta(adv, logp + ent, logp.exp(), w, dim=(-2, -1))
+    torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "repo_d", zeta=0.3, dim=(-2, -1)),
+                               adv - 0.3 * beta * (logp + ent))
+    # ... and one β per row when reduced over the last dim only.
+    beta_rows = erl.decorrelating_beta(adv, logp + ent, logp.exp(), w, dim=-1)
+    torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "decorrelate"),
+                               adv - beta_rows[:, None] * (logp + ent))
+    with pytest.raises(ValueError, match="variant"):
+        erl.shape_advantage(adv, logp, ent, w, "repo_x")
+
+
+def test_shape_advantage_decorrelate_cancels_the_sampled_entropy_change():
+    """With β* estimated over a batch, Σ w·π·A_REPO·L = 0: the first-order entropy change cancels on it."""
+    g = torch.Generator().manual_seed(1)
+    adv = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    logp = -torch.rand(4, 6, generator=g, dtype=torch.float64) * 4
+    ent = torch.rand(4, 6, generator=g, dtype=torch.float64) + 0.5
+    w = (torch.rand(4, 6, generator=g) > 0.3).double()
+    a = erl.shape_advantage(adv, logp, ent, w, "decorrelate", dim=(-2, -1))
+    assert abs(float((w * logp.exp() * a * (logp + ent)).sum())) < 1e-12
+    assert abs(float((w * logp.exp() * adv * (logp + ent)).sum())) > 1e-2  # it was not zero to begin with

@@ -5,12 +5,16 @@ reads only a local directory (a string is never treated as a hub id).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel,
                           PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM)
+
+from transformers.utils import logging as hf_logging
 
 from .profiles import PROFILES, ModelSize, resolve_profile
 
@@ -37,6 +41,18 @@ def build_model(tokenizer: PreTrainedTokenizerBase, profile: str | ModelSize | N
     return model.to(dtype)
 
 
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide transformers' load/save progress bars (instant for small models, noise in a notebook)."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(path: str | Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
     """Causal LM from a local `save_pretrained` directory; dtype None keeps the checkpoint's own dtype."""
     path = Path(path)
@@ -45,7 +61,8 @@ def load_model(path: str | Path, dtype: torch.dtype | None = None) -> PreTrained
         raise FileNotFoundError(f"no local model checkpoint at {str(path)!r} (expected a directory with "
                                 "config.json, as written by save_pretrained); hub ids are not loaded")
     kwargs = {} if dtype is None else {"dtype": dtype}
-    return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **kwargs)
+    with quiet_progress():
+        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -1,0 +1,65 @@
+"""Checkpoints: weights and tensor state in safetensors, everything else in JSON.
+
+A checkpoint directory holds
+    config.json, model.safetensors, ...  the model, as `save_pretrained` writes it (so `load_model` reads it)
+    tokenizer_config.json                 the tokenizer
+    trainer_state.safetensors             optimizer moments and step counts, RNG states (as uint8 tensors)
+    trainer_state.json                    TrainConfig, step, controller states, optimizer hyperparameters,
+                                          task description, library and torch versions
+Every float is stored bit-exactly (safetensors for tensors; JSON floats round-trip through repr), which
+is what lets a resumed run reproduce an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+STATE_JSON = "trainer_state.json"
+STATE_TENSORS = "trainer_state.safetensors"
+
+
+def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Split `opt.state_dict()` into (tensors keyed "state.<param>.<name>", JSON-able rest)."""
+    sd = opt.state_dict()
+    tensors, plain = {}, {"param_groups": sd["param_groups"], "state": {}}
+    for idx, st in sd["state"].items():
+        for name, v in st.items():
+            if isinstance(v, Tensor):
+                tensors[f"state.{idx}.{name}"] = v.detach().cpu().contiguous()
+            else:
+                plain["state"].setdefault(str(idx), {})[name] = v
+    return tensors, plain
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], plain: dict[str, Any]) -> None:
+    """Inverse of `optimizer_state`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("state."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    for idx, st in plain["state"].items():
+        state.setdefault(int(idx), {}).update(st)
+    opt.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+
+
+def save_state(directory: str | Path, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
+    """Write the trainer's tensor and JSON state into `directory` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(directory / STATE_TENSORS))
+    (directory / STATE_JSON).write_text(json.dumps(state, indent=1))
+
+
+def load_state(directory: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read what `save_state` wrote; a missing or partial checkpoint raises FileNotFoundError."""
+    directory = Path(directory)
+    missing = [n for n in (STATE_JSON, STATE_TENSORS, "config.json") if not (directory / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{str(directory)!r} is not a complete checkpoint: missing {missing}")
+    return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())

@@ -1,0 +1,163 @@
+"""Rollouts: sample completions with `generate` (KV cache), then recompute their log-probs in fp32.
+
+Sampling and scoring are separate on purpose. `generate` runs in the model's dtype and returns tokens;
+the log-probabilities and entropies the loss sees are recomputed by one full forward pass through the
+library's chunked fp32 path (`token_logprobs`), for the old policy and for every update, so that
+logp_old and logp come from the same code path and the ratio carries no mixed-precision bias (ch. 05).
+
+Layout of a batch of N = prompts × group_size sequences (prompts left-padded to P tokens):
+
+    input_ids       [N, P + T]   prompt (left pad) | completion (right pad after the end token)
+    attention_mask  [N, P + T]   1 on real prompt tokens and on completion tokens up to and incl. eos
+    completion_mask [N, T]       float: 1 on completion tokens up to and including the first eos
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .._checks import check_int, check_number
+from ..logprobs import token_logprobs
+from .model import lm_head_weight
+
+
+@dataclass
+class Rollout:
+    """A batch of sampled completions, grouped: rows g·G .. g·G+G-1 answer prompts[g]."""
+
+    prompts: list[str]          # [P_n] distinct prompts, in batch order
+    group_size: int             # G completions per prompt
+    completions: list[str]      # [N] decoded completion text before the end token
+    input_ids: Tensor           # [N, P + T]
+    attention_mask: Tensor      # [N, P + T]
+    completion_mask: Tensor     # [N, T] float32
+    ended: Tensor               # [N] bool: the completion produced the end token within the budget
+
+    @property
+    def prompt_len(self) -> int:
+        """P, the padded prompt length (completion tokens start at this column)."""
+        return self.input_ids.shape[1] - self.completion_mask.shape[1]
+
+    @property
+    def completion_ids(self) -> Tensor:
+        """[N, T] the sampled completion tokens (pad after the end)."""
+        return self.input_ids[:, self.prompt_len:]
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> "Rollout":
+        """Move the tensors to `device` (in place); returns self."""
+        for name in ("input_ids", "attention_mask", "completion_mask", "ended"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    def select(self, rows: Tensor) -> "Rollout":
+        """The rows `rows` ([n] long) as a new Rollout (for minibatches); grouping is not kept (G = 1)."""
+        return Rollout([], 1, [self.completions[i] for i in rows.tolist()], self.input_ids[rows],
+                       self.attention_mask[rows], self.completion_mask[rows], self.ended[rows])
+
+
+def _completion_mask(completion_ids: Tensor, eos_id: int) -> tuple[Tensor, Tensor]:
+    """[N, T] ids -> (mask [N, T] float32: 1 up to and incl. the first eos, ended [N] bool)."""
+    is_eos = completion_ids == eos_id
+    # Tokens strictly after the first eos are padding: count eos tokens seen before each position.
+    eos_before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()
+    return (eos_before == 0).float(), is_eos.any(dim=1)
+
+
+def decode_completions(tokenizer: PreTrainedTokenizerBase, completion_ids: Tensor, mask: Tensor) -> list[str]:
+    """Text of each completion before its end token ([N, T] ids, [N, T] mask -> N strings).
+
+    A special token sampled mid-answer (<pad>, <bos>) decodes to its name, so the verifier rejects it as
+    it would any malformed output.
+    """
+    eos = tokenizer.eos_token_id
+    texts = []
+    for ids, m in zip(completion_ids.tolist(), mask.tolist()):
+        kept = [t for t, keep in zip(ids, m) if keep and t != eos]
+        texts.append(tokenizer.decode(kept, skip_special_tokens=False))
+    return texts
+
+
+@torch.no_grad()
+def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], group_size: int,
+           max_new_tokens: int, temperature: float = 1.0) -> Rollout:
+    """Sample `group_size` completions for each prompt with `generate` (KV cache, pure sampling).
+
+    Randomness comes from torch's global RNG (that is what `generate` uses), so seed it or restore its
+    state for a reproducible batch. No top-k/top-p: the sampling distribution is exactly softmax(z/temperature),
+    the distribution whose log-probs the trainer recomputes.
+    """
+    check_int("group_size", group_size, low=1)
+    check_int("max_new_tokens", max_new_tokens, low=1)
+    check_number("temperature", temperature, low=0.0, low_open=True)
+    if not prompts:
+        raise ValueError("prompts must be a non-empty list of strings")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    enc = tokenizer([p for p in prompts for _ in range(group_size)], return_tensors="pt", padding=True)
+    enc = {k: v.to(device) for k, v in enc.items()}
+    out = model.generate(**enc, do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
+                         max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    model.train(was_training)
+    P = enc["input_ids"].shape[1]
+    completion_ids = out[:, P:]
+    if completion_ids.shape[1] < max_new_tokens:  # every row ended early: pad to the fixed width T
+        pad = completion_ids.new_full((out.shape[0], max_new_tokens - completion_ids.shape[1]), tokenizer.pad_token_id)
+        completion_ids = torch.cat([completion_ids, pad], dim=1)
+    mask, ended = _completion_mask(completion_ids, tokenizer.eos_token_id)
+    input_ids = torch.cat([enc["input_ids"], completion_ids], dim=1)
+    attention_mask = torch.cat([enc["attention_mask"], mask.to(enc["attention_mask"].dtype)], dim=1)
+    return Rollout(list(prompts), group_size, decode_completions(tokenizer, completion_ids.cpu(), mask.cpu()),
+                   input_ids, attention_mask, mask, ended)
+
+
+def position_ids(attention_mask: Tensor) -> Tensor:
+    """[N, L] -> [N, L]: positions counted over real tokens only, as `generate` does for left padding."""
+    pos = attention_mask.long().cumsum(dim=1) - 1
+    return pos.clamp_min(0)
+
+
+def completion_logprobs(model: PreTrainedModel, rollout: Rollout, chunk_size: int = 1024,
+                        temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """fp32 log π(token) and full-vocabulary entropy H at every completion position: ([N, T], [N, T]).
+
+    One forward pass of the decoder (no [N, L, V] logits in the model's dtype), then `token_logprobs`
+    on the final hidden states that predict each completion token, in fp32 and chunked. Differentiable;
+    wrap in `torch.no_grad()` for logp_old. Positions outside `completion_mask` hold finite junk: mask them.
+    """
+    P = rollout.prompt_len
+    hidden = model.get_decoder()(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
+                                 position_ids=position_ids(rollout.attention_mask), use_cache=False).last_hidden_state
+    # The hidden state at position t predicts token t+1: completion tokens P..P+T-1 come from P-1..P+T-2.
+    h = hidden[:, P - 1:-1]
+    return token_logprobs(h, lm_head_weight(model), rollout.completion_ids, chunk_size=chunk_size,
+                          temperature=temperature)
+
+
+def rollout_from_text(tokenizer: PreTrainedTokenizerBase, prompts: list[str], completions: list[str],
+                      max_new_tokens: int | None = None) -> Rollout:
+    """Score given text: one row per (prompt, completion), the completion followed by the end token.
+
+    Same layout as `sample` (prompts left-padded, completions right-padded to T = max_new_tokens, or to
+    the longest completion + 1), so `completion_logprobs` scores supervised targets and sampled ones alike.
+    """
+    if len(prompts) != len(completions) or not prompts:
+        raise ValueError(f"prompts and completions must be non-empty and of equal length, got "
+                         f"{len(prompts)} and {len(completions)}")
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    rows = [tokenizer.convert_tokens_to_ids(list(c)) + [eos] for c in completions]
+    T = max(len(r) for r in rows) if max_new_tokens is None else check_int("max_new_tokens", max_new_tokens, low=1)
+    if max(len(r) for r in rows) > T:
+        raise ValueError(f"a completion plus its end token is longer than max_new_tokens={T}")
+    completion_ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows])
+    mask, ended = _completion_mask(completion_ids, eos)
+    return Rollout(list(prompts), 1, list(completions), torch.cat([enc["input_ids"], completion_ids], 1),
+                   torch.cat([enc["attention_mask"], mask.long()], 1), mask, ended)

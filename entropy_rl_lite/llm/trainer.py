@@ -1,0 +1,261 @@
+"""The token-level RL trainer: sample a grouped batch, score it, update the policy several times on it.
+
+One iteration (`Trainer.step`), with the library functions it calls:
+
+    prompts      `prompts_per_step` prompts drawn without replacement (its own generator)
+    rollout      `sample`: G completions per prompt with `generate`, from the trainer's own RNG stream
+    reward       task.verify(prompt, completion) -> 1.0 / 0.0
+    advantage    `group_advantages(rewards, G, kind)`: one number per sequence, shared by its tokens
+    logp_old, H  `completion_logprobs` under no_grad: fp32, chunked, full-vocabulary entropy per token
+    controllers  ζ (`ZetaController`), ε_high (`EpsHighController`), entropy coefficient: one update each
+                 from the measured token-mean entropy of the batch
+    updates      epochs × minibatches of: logp -> `shape_advantage` (REPO) -> `policy_loss` (+ entropy
+                 bonus) -> backward -> clip grad norm -> optimizer step
+
+These are the functions the bandit engine calls; a bandit is the special case of one-token episodes.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..adapo import EpsHighController
+from ..advantages import group_advantages
+from ..controllers import EntropyCoefController
+from ..losses import entropy_bonus_loss, policy_loss
+from ..repo import ZetaController, shape_advantage
+from .checkpoint import load_optimizer_state, load_state, optimizer_state, save_state
+from .config import TrainConfig
+from .evaluate import group_metrics
+from .metrics_log import MetricsLog
+from .model import build_model, load_model, quiet_progress
+from .rollout import Rollout, completion_logprobs, sample
+from .tokenizer import CharTokenizer
+from .warmstart import TextTask
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def _task_info(task: TextTask) -> dict[str, Any]:
+    """What identifies a task, saved with a checkpoint so resuming on a different task fails loudly."""
+    return {"class": type(task).__name__, "prompts": list(task.prompts), "max_len": task.max_len,
+            "shift": getattr(task, "shift", None)}
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> float:
+    """Σ mask·x / Σ mask as a Python float (token-mean over completion tokens)."""
+    return ((x * mask).sum() / mask.sum().clamp_min(1)).item()
+
+
+class Trainer:
+    """RL on a text task with the library's objectives, REPO, ADAPO and entropy bonus.
+
+    model/tokenizer: None builds `CharTokenizer()` and a random model of `config.profile` (seeded with
+    config.seed); pass a warm-started model to start RL from it. The trainer owns its randomness (a
+    generator for prompts and minibatches, a saved RNG state for sampling), so its runs repeat exactly
+    and do not disturb the caller's random streams.
+    """
+
+    def __init__(self, config: TrainConfig, task: TextTask, model: PreTrainedModel | None = None,
+                 tokenizer: PreTrainedTokenizerBase | None = None, device: str | torch.device | None = None) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.config = cfg = config
+        self.task = task
+        self.tokenizer = tokenizer if tokenizer is not None else CharTokenizer()
+        if model is None:
+            model = build_model(self.tokenizer, cfg.profile, seed=cfg.seed, dtype=_DTYPES[cfg.dtype])
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device)
+        if self.model.config.vocab_size < len(self.tokenizer):
+            raise ValueError(f"model vocab_size {self.model.config.vocab_size} < tokenizer size {len(self.tokenizer)}")
+        params = [p for p in self.model.parameters() if p.requires_grad]  # LoRA: only the adapters train
+        if cfg.optimizer == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.zeta_ctrl = (ZetaController(cfg.zeta, cfg.zeta_min, cfg.zeta_max, cfg.target_entropy)
+                          if cfg.zeta_control else None)
+        self.eps_ctrl = (EpsHighController(cfg.eps_high, cfg.eps_high_min, cfg.eps_high_max, cfg.adapo_factor,
+                                           cfg.target_entropy) if cfg.adapo else None)
+        self.coef_ctrl = (EntropyCoefController(cfg.entropy_coef, cfg.entropy_coef_rate, cfg.target_entropy)
+                          if cfg.entropy_coef_control else None)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # prompts, minibatch order, Clip-Cov draws
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            torch.manual_seed(cfg.seed + 1)  # sampling stream, kept apart from the caller's global RNG
+            self._sample_rng = self._get_rng()
+        self.step_count = 0
+        self.log = MetricsLog(cfg.log_path) if cfg.log_path else None
+        self.history: list[dict[str, Any]] = []
+
+    # -- randomness ---------------------------------------------------------------------------------
+    def _rng_devices(self) -> list[torch.device]:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _get_rng(self) -> dict[str, Tensor]:
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _set_rng(self, rng: dict[str, Tensor]) -> None:
+        torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    # -- one iteration --------------------------------------------------------------------------------
+    def _pick_prompts(self) -> list[str]:
+        n, pool = self.config.prompts_per_step, self.task.prompts
+        if n <= len(pool):
+            idx = torch.randperm(len(pool), generator=self.generator)[:n]
+        else:
+            idx = torch.randint(len(pool), (n,), generator=self.generator)
+        return [pool[i] for i in idx.tolist()]
+
+    def _rollout(self) -> Rollout:
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            self._set_rng(self._sample_rng)
+            batch = sample(self.model, self.tokenizer, self._pick_prompts(), self.config.group_size,
+                           self.config.max_new_tokens, self.config.temperature)
+            self._sample_rng = self._get_rng()
+        return batch
+
+    def step(self) -> dict[str, Any]:
+        """Run one RL iteration; return (and log) its metrics."""
+        cfg, G = self.config, self.config.group_size
+        t0 = time.perf_counter()
+        batch = self._rollout().to(self.device)
+        t_rollout = time.perf_counter() - t0
+        prompts = [p for p in batch.prompts for _ in range(G)]
+        rewards = torch.tensor([float(self.task.verify(p, c)) for p, c in zip(prompts, batch.completions)])
+        adv = group_advantages(rewards, G, cfg.advantage, cfg.adv_eps).to(self.device)  # [N]
+        mask = batch.completion_mask
+        self.model.train()
+        with torch.no_grad():
+            logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature)
+        entropy = masked_mean(ent_old, mask)  # the sampling policy's token-mean entropy
+        zeta = self.zeta_ctrl.update(entropy) if self.zeta_ctrl else cfg.zeta
+        eps_high = self.eps_ctrl.update(entropy) if self.eps_ctrl else cfg.eps_high
+        coef = self.coef_ctrl.update(entropy) if self.coef_ctrl else cfg.entropy_coef
+
+        N = len(batch)
+        sums: dict[str, float] = {}
+        n_updates = 0
+        for _ in range(cfg.epochs):
+            order = torch.randperm(N, generator=self.generator)
+            for rows in order.tensor_split(cfg.minibatches):
+                m = self._update(batch.select(rows), logp_old[rows.to(self.device)], adv[rows.to(self.device)],
+                                 zeta, eps_high, coef)
+                for k, v in m.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_updates += 1
+        elapsed = time.perf_counter() - t0
+        tokens = int(mask.sum().item())
+        row: dict[str, Any] = {
+            "step": self.step_count,
+            "entropy": entropy,
+            "entropy_seq": (ent_old * mask).sum(1).mean().item(),  # Σ_t H_t per completion (chain rule)
+            "reward": rewards.mean().item(),
+            **group_metrics(batch, rewards, sorted({1, cfg.pass_k})),
+            "ended": batch.ended.float().mean().item(),
+            "completion_len": mask.sum(1).mean().item(),
+            **{k: v / n_updates for k, v in sums.items()},
+            "zeta": float(zeta), "eps_high": float(eps_high), "entropy_coef": float(coef),
+            "tokens": tokens,
+            "tokens_per_s": tokens / elapsed,
+            "rollout_time_s": t_rollout,
+            "step_time_s": elapsed,
+        }
+        self.step_count += 1
+        self.history.append(row)
+        if self.log:
+            self.log.append(row)
+        if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
+            self.save(Path(cfg.checkpoint_dir) / f"step_{self.step_count:06d}")
+        return row
+
+    def _update(self, mb: Rollout, logp_old: Tensor, adv: Tensor, zeta: float, eps_high: float,
+                coef: float) -> dict[str, float]:
+        """One gradient step on a minibatch; returns its scalar metrics."""
+        cfg = self.config
+        logp, ent = completion_logprobs(self.model, mb, cfg.chunk_size, cfg.temperature)  # [n, T] fp32
+        mask = mb.completion_mask
+        adv_tok = adv[:, None].expand_as(logp)  # outcome reward: every token of a sequence shares its A
+        # β* of REPO-D is a batch-level estimate over the sampled tokens (dim = every token of the minibatch).
+        a = shape_advantage(adv_tok, logp, ent.detach(), mask, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1))
+        loss, m = policy_loss(logp, logp_old, a, mask, cfg.objective, cfg.eps_low, eps_high, cfg.agg,
+                              generator=self.generator, **cfg.loss_kwargs)
+        if coef:
+            loss = loss + entropy_bonus_loss(ent, mask, coef, cfg.agg)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
+        self.optimizer.step()
+        out = {"loss": loss.item(), "grad_norm": grad_norm.item(), "adv_abs": masked_mean(a.detach().abs(), mask)}
+        out.update({k: float(v) for k, v in m.items() if k in ("clip_frac", "clip_frac_low", "clip_frac_high",
+                                                               "approx_kl", "ratio_mean", "ratio_max", "cov_frac")})
+        return out
+
+    def train(self, steps: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
+        """Run `steps` iterations (default: until config.steps in total); returns their metrics rows."""
+        steps = self.config.steps - self.step_count if steps is None else steps
+        rows = []
+        bar = tqdm(range(steps), disable=not progress, desc=f"{self.config.objective}/{self.config.repo or 'no-repo'}")
+        for _ in bar:
+            rows.append(self.step())
+            bar.set_postfix(H=f"{rows[-1]['entropy']:.3f}", R=f"{rows[-1]['reward']:.2f}",
+                            tok_s=f"{rows[-1]['tokens_per_s']:.0f}")
+        return rows
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write a checkpoint (model, tokenizer, optimizer, RNG, controllers) that `Trainer.resume` continues."""
+        directory = Path(directory)
+        with quiet_progress():
+            self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        tensors, opt_plain = optimizer_state(self.optimizer)
+        tensors.update({f"rng.sample.{k}": v for k, v in self._sample_rng.items()})
+        tensors["rng.generator"] = self.generator.get_state()
+        state = {
+            "step": self.step_count, "config": self.config.to_dict(), "task": _task_info(self.task),
+            "optimizer": opt_plain,
+            "controllers": {name: c.state_dict() for name, c in (("zeta", self.zeta_ctrl), ("eps_high", self.eps_ctrl),
+                                                                 ("entropy_coef", self.coef_ctrl)) if c is not None},
+            "versions": {"entropy_rl_lite": importlib.metadata.version("entropy_rl_lite"),
+                         "torch": torch.__version__},
+        }
+        save_state(directory, tensors, state)
+        return directory
+
+    @classmethod
+    def resume(cls, directory: str | Path, task: TextTask, device: str | torch.device | None = None,
+               **overrides: Any) -> "Trainer":
+        """A trainer continuing exactly where `save` left it; `overrides` change config fields (e.g. steps)."""
+        tensors, state = load_state(directory)
+        if state["task"] != _task_info(task):
+            raise ValueError(f"checkpoint was written for task {state['task']}, not {_task_info(task)}")
+        config = TrainConfig.from_dict(state["config"]).replace(**overrides)
+        model = load_model(directory)
+        tokenizer = CharTokenizer.from_pretrained(str(directory))
+        trainer = cls(config, task, model=model, tokenizer=tokenizer, device=device)
+        load_optimizer_state(trainer.optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")},
+                             state["optimizer"])
+        trainer._sample_rng = {k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")}
+        trainer.generator.set_state(tensors["rng.generator"])
+        for name, ctrl in (("zeta", trainer.zeta_ctrl), ("eps_high", trainer.eps_ctrl), ("entropy_coef", trainer.coef_ctrl)):
+            if ctrl is not None:
+                ctrl.load_state_dict(state["controllers"][name])
+        trainer.step_count = state["step"]
+        if trainer.log:
+            trainer.log.truncate_from(trainer.step_count)  # the interrupted run may have logged past the checkpoint
+        return trainer

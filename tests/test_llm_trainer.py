@@ -1,0 +1,209 @@
+"""Part II trainer: rollout layout and scoring, config validation, metrics log, warm start, exact resume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import entropy_rl_lite as erl
+from entropy_rl_lite.llm import (TIMING_KEYS, CharTokenizer, TrainConfig, Trainer, build_model, completion_logprobs,
+                                 evaluate, read_metrics, rollout_from_text, sample, warm_start)
+from entropy_rl_lite.llm.rollout import position_ids
+from environments.text_tasks import SumToEnv, SumToShiftedEnv
+
+
+@pytest.fixture(scope="module")
+def tok() -> CharTokenizer:
+    return CharTokenizer()
+
+
+@pytest.fixture(scope="module")
+def task() -> SumToEnv:
+    return SumToEnv(min_target=3, max_target=8, max_len=3)
+
+
+def _without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+# -- rollout ---------------------------------------------------------------------------------------------
+
+def test_sample_layout_and_masks(tok):
+    model = build_model(tok, "ci", seed=0)
+    torch.manual_seed(0)
+    batch = sample(model, tok, ["7=", "12="], group_size=5, max_new_tokens=4)
+    N, T = 10, 4
+    assert batch.input_ids.shape == (N, batch.prompt_len + T) and batch.completion_mask.shape == (N, T)
+    eos = tok.eos_token_id
+    for ids, m, ended, text in zip(batch.completion_ids.tolist(), batch.completion_mask.tolist(),
+                                   batch.ended.tolist(), batch.completions):
+        first_eos = ids.index(eos) if eos in ids else None
+        assert ended == (first_eos is not None)
+        n_real = first_eos + 1 if ended else T
+        assert m == [1.0] * n_real + [0.0] * (T - n_real)  # the end token counts, padding after it does not
+        assert "." not in text and len(tok(text, add_special_tokens=False)["input_ids"]) <= n_real
+    # rows g*G .. g*G+G-1 answer prompt g
+    assert batch.prompts == ["7=", "12="] and batch.group_size == 5
+
+
+def test_recomputed_logprobs_match_generate(tok):
+    """The fp32 full-forward recompute scores exactly the distribution `generate` sampled from."""
+    model = build_model(tok, "ci", seed=1)
+    enc = tok(["3=", "11=", "7="], return_tensors="pt", padding=True)
+    torch.manual_seed(3)
+    out = model.generate(**enc, do_sample=True, top_k=0, top_p=1.0, max_new_tokens=4, output_logits=True,
+                         return_dict_in_generate=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(3)
+    batch = sample(model, tok, ["3=", "11=", "7="], group_size=1, max_new_tokens=4)
+    assert torch.equal(batch.input_ids[:, :out.sequences.shape[1]], out.sequences)  # same draws, same RNG
+    with torch.no_grad():
+        logp, ent = completion_logprobs(model, batch)
+    gen_logits = torch.stack(out.logits, 1).float()  # [N, T', V], computed with the KV cache
+    gen_logp = torch.log_softmax(gen_logits, -1).gather(-1, batch.completion_ids[:, :gen_logits.shape[1], None])[..., 0]
+    gen_ent = erl.entropy(gen_logits)
+    m = batch.completion_mask[:, :gen_logits.shape[1]].bool()
+    assert logp.dtype == torch.float32 and ent.dtype == torch.float32
+    torch.testing.assert_close(logp[:, :m.shape[1]][m], gen_logp[m], atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent[:, :m.shape[1]][m], gen_ent[m], atol=1e-5, rtol=0)
+
+
+def test_rollout_from_text_and_bf16_model_gives_fp32(tok):
+    batch = rollout_from_text(tok, ["7=", "12="], ["25", "1"], max_new_tokens=4)
+    assert batch.completion_mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
+    assert tok.decode(batch.completion_ids[0, :3]) == "25."
+    assert position_ids(batch.attention_mask)[0].tolist()[batch.prompt_len - 2:batch.prompt_len] == [1, 2]
+    model = build_model(tok, "ci", seed=0, dtype=torch.bfloat16)
+    logp, ent = completion_logprobs(model, batch)
+    assert logp.dtype == ent.dtype == torch.float32 and bool(torch.isfinite(logp).all())
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        rollout_from_text(tok, ["7="], ["1234"], max_new_tokens=3)
+
+
+def test_evaluate_counts_distinct_correct_answers(tok, task):
+    model = build_model(tok, "ci", seed=0)
+    before = torch.get_rng_state()
+    ev = evaluate(model, tok, task, samples_per_prompt=8, ks=(1, 4))
+    assert torch.equal(torch.get_rng_state(), before)  # evaluation has its own RNG stream
+    assert 0 <= ev["pass@1"] <= ev["pass@4"] <= 1
+    assert ev["pass@1"] == pytest.approx(ev["reward"])  # pass@1 from G samples is the mean reward
+    for row in ev["per_prompt"]:
+        assert 0 <= row["distinct_correct"] <= min(8, row["n_correct_answers"])
+    assert evaluate(model, tok, task, samples_per_prompt=8, ks=(1, 4)) == ev  # same seed, same numbers
+
+
+def test_warm_start_learns_the_format(tok, task):
+    model = build_model(tok, "ci", seed=0)
+    before = evaluate(model, tok, task, samples_per_prompt=16)["reward"]
+    losses = warm_start(model, tok, task, steps=150, batch_size=32, lr=3e-3)
+    after = evaluate(model, tok, task, samples_per_prompt=16)["reward"]
+    # A random policy over 14 tokens is almost never right; 150 supervised steps reach a clear majority.
+    assert before < 0.05 and after > 0.3, (before, after)
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+
+
+# -- config --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value,match", [
+    ("objective", "trpo", "objective"), ("advantage", "gae", "advantage"), ("repo", "repo_x", "repo"),
+    ("lr", -1.0, "lr"), ("lr", float("nan"), "lr"), ("group_size", 1, "group_size"), ("pass_k", 16, "pass_k"),
+    ("eps_high", -0.1, "eps_high"), ("minibatches", 1000, "minibatches"), ("profile", "tpu", "profile"),
+    ("max_grad_norm", 0.0, "max_grad_norm"), ("checkpoint_every", 5, "checkpoint_dir"),
+    ("zeta_control", True, "zeta_control"), ("dtype", "float16", "dtype"),
+])
+def test_config_rejects_bad_values(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_config_round_trips_and_rejects_unknown_fields():
+    cfg = TrainConfig(repo="repo_r", zeta=0.01, zeta_control=True, adapo=True, eps_high=0.28)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        cfg.replace(learning_rate=1.0)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        Trainer({"lr": 1.0}, SumToEnv())
+
+
+# -- trainer -------------------------------------------------------------------------------------------
+
+def test_on_policy_ratio_is_exactly_one(tok, task):
+    """One update per batch: logp_old and logp come from the same fp32 path, so r ≡ 1 and nothing clips."""
+    tr = Trainer(TrainConfig(steps=2, prompts_per_step=3, group_size=4, eps_high=0.28), task, tokenizer=tok)
+    for row in tr.train(progress=False):
+        assert row["ratio_mean"] == 1.0 and row["ratio_max"] == 1.0 and row["clip_frac"] == 0.0
+
+
+def test_trainer_logs_jsonl_and_leaves_global_rng_alone(tmp_path, tok, task):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    log = tmp_path / "m.jsonl"
+    # A random model is never rewarded (all advantages 0): the entropy bonus is what moves it here.
+    tr = Trainer(TrainConfig(steps=3, prompts_per_step=3, group_size=4, epochs=2, minibatches=2,
+                             entropy_coef=0.05, log_path=str(log)), task, tokenizer=tok)
+    rows = tr.train(progress=False)
+    assert torch.equal(torch.rand(3), expected)  # the trainer drew nothing from the caller's stream
+    assert read_metrics(log) == rows and [r["step"] for r in rows] == [0, 1, 2]
+    for key in ("entropy", "reward", "pass@1", "pass@4", "distinct_correct", "clip_frac_low", "clip_frac_high",
+                "zeta", "eps_high", "tokens_per_s", "step_time_s", "grad_norm", "approx_kl"):
+        assert key in rows[0] and rows[0][key] is not None, key
+    assert rows[-1]["ratio_mean"] != 1.0  # later minibatches see a moved policy
+    axes = erl.plot.metrics({"run": str(log), "same, from memory": rows}, fields=("entropy", "reward"), smooth=2)
+    assert len(axes) == 2 and len(axes[0].lines) == 2
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    with pytest.raises(ValueError, match="no field 'nope'"):
+        erl.plot.metrics({"run": rows}, fields=("nope",))
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path, tok, task):
+    """Stop after 2 of 5 steps, resume from the checkpoint: metrics, log file and weights equal bit for bit."""
+    cfg = TrainConfig(steps=5, prompts_per_step=3, group_size=4, epochs=2, minibatches=2, lr=3e-3,
+                      repo="repo_r", zeta=1e-3, zeta_control=True, adapo=True, eps_high=0.28,
+                      entropy_coef=1e-3, entropy_coef_control=True)
+    full = Trainer(cfg.replace(log_path=str(tmp_path / "full.jsonl")), task, tokenizer=tok)
+    full_rows = full.train(progress=False)
+
+    part = Trainer(cfg.replace(log_path=str(tmp_path / "part.jsonl")), task, tokenizer=tok)
+    part.train(2, progress=False)
+    part.save(tmp_path / "ckpt")
+    part.train(1, progress=False)  # the "crash" comes after one more logged step that the checkpoint lacks
+    del part
+    resumed = Trainer.resume(tmp_path / "ckpt", task)
+    assert resumed.step_count == 2 and resumed.zeta_ctrl.target is not None
+    resumed.train(progress=False)
+
+    assert _without_timing(read_metrics(tmp_path / "part.jsonl")) == _without_timing(full_rows)
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert full.zeta_ctrl.state_dict() == resumed.zeta_ctrl.state_dict()
+    assert full.eps_ctrl.state_dict() == resumed.eps_ctrl.state_dict()
+
+
+def test_resume_refuses_another_task_or_a_partial_checkpoint(tmp_path, tok, task):
+    tr = Trainer(TrainConfig(steps=1, prompts_per_step=2, group_size=2, pass_k=2), task, tokenizer=tok)
+    tr.train(progress=False)
+    tr.save(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="checkpoint was written for task"):
+        Trainer.resume(tmp_path / "ckpt", SumToShiftedEnv(min_target=3, max_target=8))
+    (tmp_path / "ckpt" / "trainer_state.json").unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        Trainer.resume(tmp_path / "ckpt", task)
+
+
+def test_repo_r_in_the_trainer_calls_the_shared_function(tok, task, monkeypatch):
+    """The trainer shapes advantages through erl.repo.shape_advantage, the bandit engine's function."""
+    import entropy_rl_lite.llm.trainer as trainer_mod
+    calls = []
+    real = trainer_mod.shape_advantage
+
+    def spy(*args, **kwargs):
+        calls.append(args[4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "shape_advantage", spy)
+    Trainer(TrainConfig(steps=1, prompts_per_step=2, group_size=4, repo="repo_r", zeta=0.01), task,
+            tokenizer=tok).train(progress=False)
+    assert calls == ["repo_r"]
+    assert trainer_mod.shape_advantage is spy and erl.bandit.shape_advantage is real
