@@ -145,6 +145,10 @@ def test_trainer_logs_jsonl_and_leaves_global_rng_alone(tmp_path, tok, task):
     rows = tr.train(progress=False)
     assert torch.equal(torch.rand(3), expected)  # the trainer drew nothing from the caller's stream
     assert read_metrics(log) == rows and [r["step"] for r in rows] == [0, 1, 2]
+    meta = json.loads(log.with_suffix(".meta.json").read_text())
+    assert meta["config"]["entropy_coef"] == 0.05 and meta["versions"]["torch"] == torch.__version__
+    Trainer(TrainConfig(steps=1, prompts_per_step=3, group_size=4, log_path=str(log)), task, tokenizer=tok).train(progress=False)
+    assert len(read_metrics(log)) == 1  # a new run replaces the old log rather than appending to it
     for key in ("entropy", "reward", "pass@1", "pass@4", "distinct_correct", "clip_frac_low", "clip_frac_high",
                 "zeta", "eps_high", "tokens_per_s", "step_time_s", "grad_norm", "approx_kl"):
         assert key in rows[0] and rows[0][key] is not None, key

@@ -6,10 +6,16 @@ resumes from, so the file always reads as one uninterrupted run. `read_metrics` 
 """
 from __future__ import annotations
 
+import datetime
+import importlib.metadata
 import json
 import math
+import platform
+import subprocess
 from pathlib import Path
 from typing import Any
+
+import torch
 
 TIMING_KEYS = ("step_time_s", "rollout_time_s", "tokens_per_s")  # the only fields that differ between reruns
 
@@ -21,12 +27,41 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def run_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Where a run happened: versions, hardware, git commit, time (the sidecar of a committed log)."""
+    device = torch.device(device)
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                timeout=5, cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    versions = {}
+    for pkg in ("entropy-rl-lite", "torch", "transformers"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"versions": {**versions, "python": platform.python_version()}, "device": str(device),
+            "hardware": hardware, "torch_threads": torch.get_num_threads(), "git_commit": commit,
+            "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
 class MetricsLog:
     """Append-only JSONL writer; `truncate_from(step)` forgets steps >= step (used on resume)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def meta_path(self) -> Path:
+        """The sidecar next to the log: `<name>.meta.json` (config, versions, hardware, commit)."""
+        return self.path.with_suffix(".meta.json")
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        """Write the sidecar (overwrites: a fresh run's log starts with fresh metadata)."""
+        self.meta_path.write_text(json.dumps(meta, indent=1))
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one step's metrics as a line and flush it to disk."""

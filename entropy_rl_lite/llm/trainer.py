@@ -35,7 +35,7 @@ from ..repo import ZetaController, shape_advantage
 from .checkpoint import load_optimizer_state, load_state, optimizer_state, save_state
 from .config import TrainConfig
 from .evaluate import group_metrics
-from .metrics_log import MetricsLog
+from .metrics_log import MetricsLog, run_metadata
 from .model import build_model, load_model, quiet_progress
 from .rollout import Rollout, completion_logprobs, sample
 from .tokenizer import CharTokenizer
@@ -95,6 +95,18 @@ class Trainer:
         self.step_count = 0
         self.log = MetricsLog(cfg.log_path) if cfg.log_path else None
         self.history: list[dict[str, Any]] = []
+        self._resumed_from: str | None = None
+        self._log_started = False
+
+    def _start_log(self, step: int) -> None:
+        """Before the first logged step of this process: a fresh run empties the log and writes its sidecar."""
+        if step == 0:
+            self.log.path.write_text("")  # a new run replaces an old log instead of appending to it
+        meta = {"config": self.config.to_dict(), "task": _task_info(self.task), "resumed_from": self._resumed_from,
+                "start_step": step, **run_metadata(self.device)}
+        if step == 0 or not self.log.meta_path.exists():
+            self.log.write_meta(meta)
+        self._log_started = True
 
     # -- randomness ---------------------------------------------------------------------------------
     def _rng_devices(self) -> list[torch.device]:
@@ -177,6 +189,8 @@ class Trainer:
         self.step_count += 1
         self.history.append(row)
         if self.log:
+            if not self._log_started:
+                self._start_log(row["step"])
             self.log.append(row)
         if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
             self.save(Path(cfg.checkpoint_dir) / f"step_{self.step_count:06d}")
@@ -256,6 +270,7 @@ class Trainer:
             if ctrl is not None:
                 ctrl.load_state_dict(state["controllers"][name])
         trainer.step_count = state["step"]
+        trainer._resumed_from = str(directory)
         if trainer.log:
             trainer.log.truncate_from(trainer.step_count)  # the interrupted run may have logged past the checkpoint
         return trainer
