@@ -38,6 +38,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     epochs: int = 1                  # passes over each batch; clipping (and ADAPO) binds only when > 1
     minibatches: int = 1             # updates per epoch (each on 1/minibatches of the batch)
+    grad_accum: int = 1              # micro-batches per update: gradients accumulate, memory shrinks, result equal
+    amp: bool = False                # bf16 autocast for the transformer (GPU); log-probs stay fp32 regardless
     max_grad_norm: float | None = 1.0  # None: no clipping
     # objective (same names as BanditConfig)
     objective: str = "ppo"           # a policy_loss kind: reinforce, ppo (DAPO: eps_high > eps_low), gspo, cispo, ...
@@ -89,8 +91,9 @@ class TrainConfig:
         check_number("weight_decay", self.weight_decay, low=0.0)
         check_int("epochs", self.epochs, low=1)
         check_int("minibatches", self.minibatches, low=1)
-        if self.minibatches > self.prompts_per_step * self.group_size:
-            raise ValueError(f"minibatches={self.minibatches} exceeds the batch of "
+        check_int("grad_accum", self.grad_accum, low=1)
+        if self.minibatches * self.grad_accum > self.prompts_per_step * self.group_size:
+            raise ValueError(f"minibatches × grad_accum = {self.minibatches * self.grad_accum} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} sequences")
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)

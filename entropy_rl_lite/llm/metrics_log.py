@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-TIMING_KEYS = ("step_time_s", "rollout_time_s", "tokens_per_s")  # the only fields that differ between reruns
+TIMING_KEYS = ("step_time_s", "rollout_time_s", "update_time_s", "tokens_per_s", "train_tflops", "mfu")  # the only fields that differ between reruns
 
 
 def _clean(value: Any) -> Any:

@@ -125,16 +125,20 @@ def position_ids(attention_mask: Tensor) -> Tensor:
 
 
 def completion_logprobs(model: PreTrainedModel, rollout: Rollout, chunk_size: int = 1024,
-                        temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+                        temperature: float = 1.0, amp: bool = False) -> tuple[Tensor, Tensor]:
     """fp32 log π(token) and full-vocabulary entropy H at every completion position: ([N, T], [N, T]).
 
     One forward pass of the decoder (no [N, L, V] logits in the model's dtype), then `token_logprobs`
     on the final hidden states that predict each completion token, in fp32 and chunked. Differentiable;
     wrap in `torch.no_grad()` for logp_old. Positions outside `completion_mask` hold finite junk: mask them.
+    amp=True runs the transformer under bf16 autocast; `token_logprobs` turns autocast off and upcasts.
     """
     P = rollout.prompt_len
-    hidden = model.get_decoder()(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
-                                 position_ids=position_ids(rollout.attention_mask), use_cache=False).last_hidden_state
+    device = rollout.input_ids.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        hidden = model.get_decoder()(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
+                                     position_ids=position_ids(rollout.attention_mask),
+                                     use_cache=False).last_hidden_state
     # The hidden state at position t predicts token t+1: completion tokens P..P+T-1 come from P-1..P+T-2.
     h = hidden[:, P - 1:-1]
     return token_logprobs(h, lm_head_weight(model), rollout.completion_ids, chunk_size=chunk_size,

@@ -35,6 +35,7 @@ from ..repo import ZetaController, shape_advantage
 from .checkpoint import load_optimizer_state, load_state, optimizer_state, save_state
 from .config import TrainConfig
 from .evaluate import group_metrics
+from .flops import peak_flops, train_flops
 from .metrics_log import MetricsLog, run_metadata
 from .model import build_model, load_model, quiet_progress
 from .rollout import Rollout, completion_logprobs, sample
@@ -152,7 +153,7 @@ class Trainer:
         mask = batch.completion_mask
         self.model.train()
         with torch.no_grad():
-            logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature)
+            logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
         entropy = masked_mean(ent_old, mask)  # the sampling policy's token-mean entropy
         zeta = self.zeta_ctrl.update(entropy) if self.zeta_ctrl else cfg.zeta
         eps_high = self.eps_ctrl.update(entropy) if self.eps_ctrl else cfg.eps_high
@@ -161,6 +162,7 @@ class Trainer:
         N = len(batch)
         sums: dict[str, float] = {}
         n_updates = 0
+        t_update = time.perf_counter()
         for _ in range(cfg.epochs):
             order = torch.randperm(N, generator=self.generator)
             for rows in order.tensor_split(cfg.minibatches):
@@ -169,8 +171,14 @@ class Trainer:
                 for k, v in m.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_updates += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # kernels run asynchronously: wait before reading the clock
+        t_update = time.perf_counter() - t_update
         elapsed = time.perf_counter() - t0
         tokens = int(mask.sum().item())
+        # Every update feeds its rows' real tokens (prompt + completion) forward and backward.
+        flops = cfg.epochs * train_flops(self.model, int(batch.attention_mask.sum().item()), batch.input_ids.shape[1])
+        peak = peak_flops(self.device)
         row: dict[str, Any] = {
             "step": self.step_count,
             "entropy": entropy,
@@ -184,7 +192,10 @@ class Trainer:
             "tokens": tokens,
             "tokens_per_s": tokens / elapsed,
             "rollout_time_s": t_rollout,
+            "update_time_s": t_update,
             "step_time_s": elapsed,
+            "train_tflops": flops / t_update / 1e12,  # achieved, training forward/backward only (flops.py)
+            "mfu": flops / t_update / peak if peak else None,
         }
         self.step_count += 1
         self.history.append(row)
@@ -198,25 +209,36 @@ class Trainer:
 
     def _update(self, mb: Rollout, logp_old: Tensor, adv: Tensor, zeta: float, eps_high: float,
                 coef: float) -> dict[str, float]:
-        """One gradient step on a minibatch; returns its scalar metrics."""
+        """One optimizer step on a minibatch, accumulated over `grad_accum` micro-batches; returns its metrics."""
         cfg = self.config
-        logp, ent = completion_logprobs(self.model, mb, cfg.chunk_size, cfg.temperature)  # [n, T] fp32
-        mask = mb.completion_mask
-        adv_tok = adv[:, None].expand_as(logp)  # outcome reward: every token of a sequence shares its A
-        # β* of REPO-D is a batch-level estimate over the sampled tokens (dim = every token of the minibatch).
-        a = shape_advantage(adv_tok, logp, ent.detach(), mask, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1))
-        loss, m = policy_loss(logp, logp_old, a, mask, cfg.objective, cfg.eps_low, eps_high, cfg.agg,
-                              generator=self.generator, **cfg.loss_kwargs)
-        if coef:
-            loss = loss + entropy_bonus_loss(ent, mask, coef, cfg.agg)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        n_tokens = mb.completion_mask.sum()
+        out: dict[str, float] = {}
+        for rows in torch.arange(len(mb)).tensor_split(cfg.grad_accum):
+            part, dev_rows = mb.select(rows), rows.to(self.device)
+            mask = part.completion_mask
+            # Each micro-batch's loss is a mean over its own tokens (or sequences); weighting it by its share
+            # of the minibatch makes the accumulated gradient equal the full minibatch's.
+            share = (mask.sum() / n_tokens).item() if cfg.agg == "token-mean" else len(rows) / len(mb)
+            logp, ent = completion_logprobs(self.model, part, cfg.chunk_size, cfg.temperature, cfg.amp)  # [n, T]
+            adv_tok = adv[dev_rows][:, None].expand_as(logp)  # outcome reward: a sequence's tokens share its A
+            # β* of REPO-D is estimated over the sampled tokens of the (micro-)batch: dim = all its tokens.
+            a = shape_advantage(adv_tok, logp, ent.detach(), mask, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1))
+            loss, m = policy_loss(logp, logp_old[dev_rows], a, mask, cfg.objective, cfg.eps_low, eps_high, cfg.agg,
+                                  generator=self.generator, **cfg.loss_kwargs)
+            if coef:
+                loss = loss + entropy_bonus_loss(ent, mask, coef, cfg.agg)
+            (loss * share).backward()
+            part_metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask)}
+            part_metrics.update({k: float(v) for k, v in m.items() if k in (
+                "clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")})
+            for k, v in part_metrics.items():
+                out[k] = out.get(k, 0.0) + share * v
+            out["ratio_max"] = max(out.get("ratio_max", -math.inf), float(m["ratio_max"]))
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
         self.optimizer.step()
-        out = {"loss": loss.item(), "grad_norm": grad_norm.item(), "adv_abs": masked_mean(a.detach().abs(), mask)}
-        out.update({k: float(v) for k, v in m.items() if k in ("clip_frac", "clip_frac_low", "clip_frac_high",
-                                                               "approx_kl", "ratio_mean", "ratio_max", "cov_frac")})
+        out["grad_norm"] = grad_norm.item()
         return out
 
     def train(self, steps: int | None = None, progress: bool = True) -> list[dict[str, Any]]:

@@ -1,0 +1,40 @@
+"""FLOP accounting for the MFU estimate of the training forward/backward.
+
+Per token of a sequence of length S fed through a decoder-only transformer (Kaplan et al. 2020,
+PaLM appendix B):
+
+    forward  ≈ 2·N + 4·n_layer·S·d_model      (N: parameters in matmuls, i.e. all but the input embedding;
+                                                the second term is QKᵀ and attention·V over S positions)
+    training = 3 × forward = 6·N + 12·n_layer·S·d_model   (backward costs twice the forward)
+
+MFU = achieved training FLOP/s ÷ the device's peak dense bf16 FLOP/s. The no-grad log-prob pass and
+`generate` are not counted (they are inference work; tokens/s covers them).
+"""
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel
+
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, matched against the device name.
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12}
+
+
+def matmul_params(model: PreTrainedModel) -> int:
+    """N: parameters that take part in matmuls (everything except the input embedding table)."""
+    emb = model.get_input_embeddings().weight
+    return sum(p.numel() for p in model.parameters() if p is not emb)
+
+
+def train_flops(model: PreTrainedModel, tokens: int, seq_len: int) -> float:
+    """Forward + backward FLOPs for `tokens` tokens in sequences of `seq_len`: (6N + 12·L·S·d)·tokens."""
+    cfg = model.config
+    return (6 * matmul_params(model) + 12 * cfg.num_hidden_layers * seq_len * cfg.hidden_size) * tokens
+
+
+def peak_flops(device: torch.device | str) -> float | None:
+    """Peak dense bf16 FLOP/s of a CUDA device we know; None for CPUs and unknown GPUs (no MFU then)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
