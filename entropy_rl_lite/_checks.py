@@ -40,7 +40,8 @@ def check_tensor(name: str, x: object, *, min_dim: int = 0, allow_neg_inf: bool 
     if x.numel() == 0:
         return x
     # Two reductions (NaN propagates through both) instead of elementwise masks: no copy of a large weight.
-    hi, lo = x.amax().item(), x.amin().item()
+    with torch.no_grad():  # a check must not add nodes (or saved tensors) to the caller's autograd graph
+        hi, lo = x.amax().item(), x.amin().item()
     if math.isnan(hi) or hi == math.inf or (lo == -math.inf and not allow_neg_inf):
         bad = torch.isnan(x) | (torch.isposinf(x) if allow_neg_inf else torch.isinf(x))
         allowed = "finite values or -inf" if allow_neg_inf else "finite values"

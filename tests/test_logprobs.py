@@ -123,3 +123,13 @@ def test_fp32_accuracy_at_large_vocab_is_no_worse_than_the_naive_fp32_path():
     assert (h.double() - h_ref).abs().max().item() <= 2 * fp32_err_h + 1e-6
     fp32_err_lp = (lsm32.gather(-1, targets[..., None]).squeeze(-1).double() - lp_ref).abs().max().item()
     assert (lp.double() - lp_ref).abs().max().item() <= 2 * fp32_err_lp + 1e-6
+
+
+def test_input_checks_add_nothing_to_the_autograd_graph():
+    """check_tensor reduces its input to find NaN/inf; that must not save tensors for the caller's backward."""
+    from entropy_rl_lite._checks import check_tensor
+    x = torch.randn(5, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        check_tensor("x", x)
+    assert saved == []
