@@ -1,7 +1,8 @@
 """Checkpoints: weights and tensor state in safetensors, everything else in JSON.
 
 A checkpoint directory holds
-    config.json, model.safetensors, ...  the model, as `save_pretrained` writes it (so `load_model` reads it)
+    config.json, model.safetensors, ...  the model, as `save_pretrained` writes it (so `load_model` reads it);
+                                          for a LoRA run, adapter_config.json + adapter weights instead
     tokenizer_config.json                 the tokenizer
     trainer_state.safetensors             optimizer moments and step counts, RNG states (as uint8 tensors)
     trainer_state.json                    TrainConfig, step, controller states, optimizer hyperparameters,
@@ -59,7 +60,9 @@ def save_state(directory: str | Path, tensors: dict[str, Tensor], state: dict[st
 def load_state(directory: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read what `save_state` wrote; a missing or partial checkpoint raises FileNotFoundError."""
     directory = Path(directory)
-    missing = [n for n in (STATE_JSON, STATE_TENSORS, "config.json") if not (directory / n).is_file()]
+    missing = [n for n in (STATE_JSON, STATE_TENSORS) if not (directory / n).is_file()]
+    if not (directory / "config.json").is_file() and not (directory / "adapter_config.json").is_file():
+        missing.append("config.json (model) or adapter_config.json (LoRA adapters)")
     if missing:
         raise FileNotFoundError(f"{str(directory)!r} is not a complete checkpoint: missing {missing}")
     return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())

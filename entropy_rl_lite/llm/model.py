@@ -53,6 +53,16 @@ def quiet_progress() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft 0.21 reads a transformers attribute deprecated in v5 (`is_gradient_checkpointing`); not ours to fix."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def load_model(path: str | Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
     """Causal LM from a local `save_pretrained` directory; dtype None keeps the checkpoint's own dtype."""
     path = Path(path)

@@ -37,7 +37,7 @@ from .config import TrainConfig
 from .evaluate import group_metrics
 from .flops import peak_flops, train_flops
 from .metrics_log import MetricsLog, run_metadata
-from .model import build_model, load_model, quiet_progress
+from .model import build_model, load_model, quiet_peft, quiet_progress
 from .rollout import Rollout, completion_logprobs, sample
 from .tokenizer import CharTokenizer
 from .warmstart import TextTask
@@ -51,6 +51,15 @@ def _task_info(task: TextTask) -> dict[str, Any]:
             "shift": getattr(task, "shift", None)}
 
 
+def _is_peft(model: Any) -> bool:
+    """Whether `model` is a peft wrapper (peft is optional: without it nothing can be one)."""
+    try:
+        import peft
+    except ImportError:
+        return False
+    return isinstance(model, peft.PeftModel)
+
+
 def masked_mean(x: Tensor, mask: Tensor) -> float:
     """Σ mask·x / Σ mask as a Python float (token-mean over completion tokens)."""
     return ((x * mask).sum() / mask.sum().clamp_min(1)).item()
@@ -60,17 +69,21 @@ class Trainer:
     """RL on a text task with the library's objectives, REPO, ADAPO and entropy bonus.
 
     model/tokenizer: None builds `CharTokenizer()` and a random model of `config.profile` (seeded with
-    config.seed); pass a warm-started model to start RL from it. The trainer owns its randomness (a
+    config.seed); pass a warm-started model to start RL from it, or a peft LoRA model (only its adapters
+    train; `base_model_path`, the local directory of its base weights, lets a checkpoint of it resume).
+    The trainer owns its randomness (a
     generator for prompts and minibatches, a saved RNG state for sampling), so its runs repeat exactly
     and do not disturb the caller's random streams.
     """
 
     def __init__(self, config: TrainConfig, task: TextTask, model: PreTrainedModel | None = None,
-                 tokenizer: PreTrainedTokenizerBase | None = None, device: str | torch.device | None = None) -> None:
+                 tokenizer: PreTrainedTokenizerBase | None = None, device: str | torch.device | None = None,
+                 base_model_path: str | None = None) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = cfg = config
         self.task = task
+        self.base_model_path = base_model_path
         self.tokenizer = tokenizer if tokenizer is not None else CharTokenizer()
         if model is None:
             model = build_model(self.tokenizer, cfg.profile, seed=cfg.seed, dtype=_DTYPES[cfg.dtype])
@@ -256,14 +269,19 @@ class Trainer:
     def save(self, directory: str | Path) -> Path:
         """Write a checkpoint (model, tokenizer, optimizer, RNG, controllers) that `Trainer.resume` continues."""
         directory = Path(directory)
+        lora = _is_peft(self.model)
+        if lora and self.base_model_path is None:
+            raise ValueError("saving a LoRA run needs base_model_path (the local directory of the base weights) "
+                             "so that Trainer.resume can rebuild the model")
         with quiet_progress():
-            self.model.save_pretrained(directory)
+            self.model.save_pretrained(directory)  # a peft model writes only its adapters
         self.tokenizer.save_pretrained(directory)
         tensors, opt_plain = optimizer_state(self.optimizer)
         tensors.update({f"rng.sample.{k}": v for k, v in self._sample_rng.items()})
         tensors["rng.generator"] = self.generator.get_state()
         state = {
             "step": self.step_count, "config": self.config.to_dict(), "task": _task_info(self.task),
+            "base_model_path": self.base_model_path if lora else None,
             "optimizer": opt_plain,
             "controllers": {name: c.state_dict() for name, c in (("zeta", self.zeta_ctrl), ("eps_high", self.eps_ctrl),
                                                                  ("entropy_coef", self.coef_ctrl)) if c is not None},
@@ -281,9 +299,16 @@ class Trainer:
         if state["task"] != _task_info(task):
             raise ValueError(f"checkpoint was written for task {state['task']}, not {_task_info(task)}")
         config = TrainConfig.from_dict(state["config"]).replace(**overrides)
-        model = load_model(directory)
+        base = state.get("base_model_path")
+        if base is not None:  # a LoRA run: the frozen base from its directory, the adapters from the checkpoint
+            import peft
+
+            with quiet_peft():
+                model = peft.PeftModel.from_pretrained(load_model(base), directory, is_trainable=True)
+        else:
+            model = load_model(directory)
         tokenizer = CharTokenizer.from_pretrained(str(directory))
-        trainer = cls(config, task, model=model, tokenizer=tokenizer, device=device)
+        trainer = cls(config, task, model=model, tokenizer=tokenizer, device=device, base_model_path=base)
         load_optimizer_state(trainer.optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")},
                              state["optimizer"])
         trainer._sample_rng = {k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")}
