@@ -29,9 +29,10 @@ test-lib: install
 	$(PY) -m pytest tests -q
 
 # nbval over every chapter listed in book.yml and every solutions notebook: asserts are checked in every
-# cell; outputs only in cells tagged nbval-check-output.
+# cell; outputs only in cells tagged nbval-check-output. The stored outputs are the ci profile's, so the
+# kernels run ci even on a GPU machine (where the chapters would otherwise pick the gpu profile).
 test-book: install
-	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg \
+	ERL_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg \
 		--nbval-cell-timeout 600 $$($(BOOK) files)
 
 bench: install

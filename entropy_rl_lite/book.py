@@ -159,6 +159,20 @@ class ChapterFailed(RuntimeError):
     """A chapter's cell raised; the message names the chapter, the cell and the error."""
 
 
+def chapter_profile(chapter: Chapter, profile: str | None = None, inplace: bool = False) -> str:
+    """The profile a run uses: the --profile override; else "gpu" for a `gpu: true` chapter on a CUDA machine
+    (readers with a GPU get the real run); else the chapter's own. In-place refreshes keep the chapter's own
+    profile, so committed outputs always come from it."""
+    if profile:
+        return profile
+    if chapter.gpu and not inplace:
+        import torch
+
+        if torch.cuda.is_available():
+            return "gpu"
+    return chapter.profile
+
+
 def execute(book: Book, chapter: Chapter, inplace: bool = False, profile: str | None = None,
             timeout: int = 1800) -> float:
     """Execute one chapter with a fresh kernel; return its wall time in seconds."""
@@ -170,7 +184,7 @@ def execute(book: Book, chapter: Chapter, inplace: bool = False, profile: str | 
     nb = nbformat.read(src, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}})
     saved = os.environ.get("ERL_PROFILE")
-    os.environ["ERL_PROFILE"] = profile or chapter.profile  # the kernel inherits this process's environment
+    os.environ["ERL_PROFILE"] = chapter_profile(chapter, profile, inplace)  # the kernel inherits our environment
     start = time.perf_counter()
     try:
         client.execute()
@@ -225,7 +239,7 @@ def cmd_run(book: Book, names: list[str], inplace: bool, profile: str | None) ->
             bar.close()
             print(f"\nFAILED {e}", file=sys.stderr)
             return 1
-        runs[c.file] = {"seconds": round(seconds, 2), "budget_s": c.budget_s, "profile": profile or c.profile,
+        runs[c.file] = {"seconds": round(seconds, 2), "budget_s": c.budget_s, "profile": chapter_profile(c, profile, inplace),
                         "when": time.strftime("%Y-%m-%d %H:%M:%S")}
         results.append((c, seconds))
     _runs_file(book).parent.mkdir(parents=True, exist_ok=True)

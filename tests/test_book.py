@@ -112,3 +112,16 @@ def test_runner_names_the_failing_cell(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "01_tiny.ipynb: cell 3 of 3 failed" in err and "assert x == 2" in err and "x should be 2" in err
     assert "ERL_PROFILE" not in os.environ  # the runner restores the environment it changed
+
+
+def test_gpu_chapters_pick_the_gpu_profile_only_for_readers_with_cuda(monkeypatch):
+    import torch
+
+    from entropy_rl_lite.book import Chapter, chapter_profile
+    gpu_ch, cpu_ch = Chapter("chapters/x.ipynb", None, gpu=True), Chapter("chapters/y.ipynb", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert chapter_profile(gpu_ch) == "gpu" and chapter_profile(cpu_ch) == "ci"
+    assert chapter_profile(gpu_ch, inplace=True) == "ci"  # committed outputs stay the chapter's own profile
+    assert chapter_profile(gpu_ch, profile="cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert chapter_profile(gpu_ch) == "ci"

@@ -5,11 +5,11 @@ from .metrics_log import TIMING_KEYS, MetricsLog, read_metrics
 from .model import build_model, count_parameters, lm_head_weight, load_model
 from .profiles import PROFILES, ModelSize, resolve_profile
 from .rollout import Rollout, completion_logprobs, rollout_from_text, sample
-from .tokenizer import CharTokenizer
+from .tokenizer import CharTokenizer, load_tokenizer
 from .trainer import Trainer
 from .warmstart import TextTask, warm_start
 
 __all__ = ["CharTokenizer", "MetricsLog", "ModelSize", "PROFILES", "Rollout", "TIMING_KEYS", "TextTask",
            "TrainConfig", "Trainer", "build_model", "completion_logprobs", "count_parameters", "evaluate",
-           "group_metrics", "lm_head_weight", "load_model", "read_metrics", "resolve_profile",
+           "group_metrics", "lm_head_weight", "load_model", "load_tokenizer", "read_metrics", "resolve_profile",
            "rollout_from_text", "sample", "warm_start"]

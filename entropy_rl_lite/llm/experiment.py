@@ -33,7 +33,7 @@ from .evaluate import evaluate
 from .metrics_log import run_metadata
 from .model import build_model, load_model, quiet_peft, quiet_progress
 from .profiles import PROFILES
-from .tokenizer import CharTokenizer
+from .tokenizer import CharTokenizer, load_tokenizer
 from .trainer import Trainer
 from .warmstart import warm_start
 
@@ -199,15 +199,19 @@ def load_spec(profile: str = "ci", path: str | Path | None = None, overrides: li
 
 # -- running -----------------------------------------------------------------------------------------
 
-def _evaluate(model: Any, tok: CharTokenizer, task: Any, spec: RunSpec) -> dict[str, Any]:
+def _evaluate(model: Any, tok: Any, task: Any, spec: RunSpec) -> dict[str, Any]:
     ev = evaluate(model, tok, task, samples_per_prompt=spec.eval_samples, ks=spec.eval_ks, seed=spec.seed)
     return {k: v for k, v in ev.items() if k != "per_prompt"}
 
 
 def prepare_base(spec: RunSpec, out: Path, device: str | torch.device, progress: bool = True) -> dict[str, Any]:
     """Build or load the model, warm-start it, save it to out/warm_start; returns its evaluation."""
-    tok = CharTokenizer()
-    model = (load_model(spec.model) if spec.model else build_model(tok, spec.profile, seed=spec.seed)).to(device)
+    if spec.model:  # a local checkpoint brings its own tokenizer (a CharTokenizer, or any transformers one)
+        tok, model = load_tokenizer(spec.model), load_model(spec.model)
+    else:
+        tok = CharTokenizer()
+        model = build_model(tok, spec.profile, seed=spec.seed)
+    model = model.to(device)
     task = spec.task.make()
     t0 = time.perf_counter()
     if spec.warm_start is not None and spec.warm_start.steps:
@@ -223,7 +227,7 @@ def _phase(spec: RunSpec, name: str, phase: int, base: Path, out: Path, device: 
            progress: bool) -> tuple[dict[str, Any], Path]:
     """Train one algorithm for one phase from the HF model at `base`; returns (summary, merged model dir)."""
     task = spec.task.make() if phase == 1 else spec.phase2_task.make()
-    tok = CharTokenizer.from_pretrained(str(base))
+    tok = load_tokenizer(base)
     model = load_model(base)
     if spec.lora is not None:
         model = spec.lora.apply(model)

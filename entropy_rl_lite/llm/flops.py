@@ -5,7 +5,9 @@ PaLM appendix B):
 
     forward  ≈ 2·N + 4·n_layer·S·d_model      (N: parameters in matmuls, i.e. all but the input embedding;
                                                 the second term is QKᵀ and attention·V over S positions)
-    training = 3 × forward = 6·N + 12·n_layer·S·d_model   (backward costs twice the forward)
+    backward ≈ 2·N (gradients of activations) + 2·N_train (gradients of trainable weights) + 8·n_layer·S·d_model
+    training = 4·N + 2·N_train + 12·n_layer·S·d_model,   which is 6·N + 12·n_layer·S·d_model when every weight
+               trains, and about 4·N + ... for LoRA, whose frozen weights need no weight gradients
 
 MFU = achieved training FLOP/s ÷ the device's peak dense bf16 FLOP/s. The no-grad log-prob pass and
 `generate` are not counted (they are inference work; tokens/s covers them).
@@ -26,9 +28,11 @@ def matmul_params(model: PreTrainedModel) -> int:
 
 
 def train_flops(model: PreTrainedModel, tokens: int, seq_len: int) -> float:
-    """Forward + backward FLOPs for `tokens` tokens in sequences of `seq_len`: (6N + 12·L·S·d)·tokens."""
+    """Forward + backward FLOPs for `tokens` tokens in sequences of `seq_len`: (4N + 2N_train + 12·L·S·d)·tokens."""
     cfg = model.config
-    return (6 * matmul_params(model) + 12 * cfg.num_hidden_layers * seq_len * cfg.hidden_size) * tokens
+    emb = model.get_input_embeddings().weight
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad and p is not emb)
+    return (4 * matmul_params(model) + 2 * n_train + 12 * cfg.num_hidden_layers * seq_len * cfg.hidden_size) * tokens
 
 
 def peak_flops(device: torch.device | str) -> float | None:

@@ -157,7 +157,7 @@ def rollout_from_text(tokenizer: PreTrainedTokenizerBase, prompts: list[str], co
                          f"{len(prompts)} and {len(completions)}")
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    rows = [tokenizer.convert_tokens_to_ids(list(c)) + [eos] for c in completions]
+    rows = [tokenizer(c, add_special_tokens=False)["input_ids"] + [eos] for c in completions]
     T = max(len(r) for r in rows) if max_new_tokens is None else check_int("max_new_tokens", max_new_tokens, low=1)
     if max(len(r) for r in rows) > T:
         raise ValueError(f"a completion plus its end token is longer than max_new_tokens={T}")

@@ -21,9 +21,11 @@ Decisions:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from transformers import PreTrainedTokenizer
+from transformers import PreTrainedTokenizer, PreTrainedTokenizerBase
 
 # Matches environments.text_tasks.VOCAB (digits, separator "=", end marker "."); the library does
 # not import `environments`, so it is restated here and the tests check the two agree.
@@ -94,3 +96,25 @@ class CharTokenizer(PreTrainedTokenizer):
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Nothing to write: `alphabet` is saved in tokenizer_config.json by `save_pretrained`."""
         return ()
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved beside a local checkpoint: a `CharTokenizer` if it is one, else transformers'
+    AutoTokenizer (local files only), set up for generation (left padding; pad = eos when it has no pad)."""
+    path = Path(path)
+    config = path / "tokenizer_config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"no tokenizer at {str(path)!r} (expected tokenizer_config.json, as "
+                                "save_pretrained writes it)")
+    if json.loads(config.read_text()).get("tokenizer_class") == "CharTokenizer":
+        return CharTokenizer.from_pretrained(str(path))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tok.padding_side = "left"  # decoder-only generation appends at the right
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise ValueError(f"the tokenizer at {str(path)!r} has neither a pad nor an eos token; a completion "
+                             "could never end")
+        tok.pad_token = tok.eos_token
+    return tok

@@ -1,7 +1,7 @@
 """Command-line trainer: `python -m entropy_rl_lite.llm.train` (or `erl-train`).
 
     erl-train compare --profile ci                       # warm start, GRPO/DAPO/REPO-R/ADAPO, phase 2, into runs/ci
-    erl-train compare --profile gpu --jobs 4             # the capstone: 4 algorithms side by side on one GPU
+    erl-train compare --profile gpu --jobs 5             # the capstone: 5 algorithms side by side on one GPU
     erl-train train --profile cpu --algo repo_r          # one algorithm
     erl-train train --model path/to/local/checkpoint --set lora.r=8 --set warm_start=null
     erl-train compare --profile ci --set train.lr=3e-4 --set algorithms.dapo.eps_high=0.3 --out runs/lr3e-4

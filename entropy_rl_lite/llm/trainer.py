@@ -39,7 +39,7 @@ from .flops import peak_flops, train_flops
 from .metrics_log import MetricsLog, run_metadata
 from .model import build_model, load_model, quiet_peft, quiet_progress
 from .rollout import Rollout, completion_logprobs, sample
-from .tokenizer import CharTokenizer
+from .tokenizer import CharTokenizer, load_tokenizer
 from .warmstart import TextTask
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -307,7 +307,7 @@ class Trainer:
                 model = peft.PeftModel.from_pretrained(load_model(base), directory, is_trainable=True)
         else:
             model = load_model(directory)
-        tokenizer = CharTokenizer.from_pretrained(str(directory))
+        tokenizer = load_tokenizer(directory)
         trainer = cls(config, task, model=model, tokenizer=tokenizer, device=device, base_model_path=base)
         load_optimizer_state(trainer.optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")},
                              state["optimizer"])
