@@ -19,6 +19,15 @@ from .seed import seed_everything
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):  # noqa: ANN202
+    """`erl.llm` on first use: the language-model part needs transformers, which the core does not."""
+    if name == "llm":
+        import importlib
+
+        return importlib.import_module(".llm", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "EntropyCoefController", "EntropyTargetController", "EpsHighController", "ZetaController", "aggregate", "bandit", "exercises", "plot", "centered_logp",
     "clip_entropy_bounds", "clip_fractions", "cumulative_entropy", "decorrelating_beta", "distinct_correct", "effective_clip_bounds",

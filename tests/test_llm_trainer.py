@@ -254,3 +254,15 @@ def test_flop_formula_and_no_mfu_on_cpu(tok, task):
     assert peak_flops("cpu") is None
     row = Trainer(TrainConfig(steps=1, prompts_per_step=2, group_size=4), task, tokenizer=tok).train(progress=False)[0]
     assert row["mfu"] is None and row["train_tflops"] > 0
+
+
+def test_correct_mass_is_what_the_sampled_reward_estimates(tok, task):
+    model = build_model(tok, "ci", seed=0)
+    warm_start(model, tok, task, steps=60, batch_size=32)
+    exact = erl.llm.correct_mass(model, tok, task)
+    torch.testing.assert_close(exact, erl.llm.correct_mass(model, tok, task, batch_size=7), rtol=1e-6, atol=1e-9)
+    assert bool(((exact > 0) & (exact < 1)).all())
+    G = 64
+    sampled = evaluate(model, tok, task, samples_per_prompt=G, ks=(1,))
+    se = float((G * exact * (1 - exact)).sum().sqrt()) / (G * len(exact))  # sd of the mean of G·prompts Bernoulli draws
+    assert abs(sampled["reward"] - exact.mean().item()) < 4 * se, (sampled["reward"], exact.mean().item(), se)

@@ -8,7 +8,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int
 from ..metrics import distinct_correct, pass_at_k
-from .rollout import Rollout, completion_logprobs, sample
+from .rollout import Rollout, completion_logprobs, rollout_from_text, sample
 from .warmstart import TextTask
 
 
@@ -64,3 +64,25 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: T
                            "n_correct_answers": n_correct(p) if n_correct else len(task.correct_answers(p))})
     out["per_prompt"] = per_prompt
     return out
+
+
+@torch.no_grad()
+def correct_mass(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: TextTask,
+                 prompts: Sequence[str] | None = None, batch_size: int = 4096) -> torch.Tensor:
+    """Exact probability of answering each prompt correctly, by scoring every correct answer: [prompts].
+
+    π(correct | x) = Σ_{a correct} π(a, then the end token | x), each term a sum of fp32 token log-probs.
+    No sampling, so no noise: this is what the sampled reward estimates. Needs `task.correct_answers`.
+    """
+    prompts = list(task.prompts if prompts is None else prompts)
+    pairs = [(i, a) for i, p in enumerate(prompts) for a in task.correct_answers(p)]
+    device = next(model.parameters()).device
+    mass = torch.zeros(len(prompts), dtype=torch.float64)
+    for start in range(0, len(pairs), check_int("batch_size", batch_size, low=1)):
+        part = pairs[start:start + batch_size]
+        scored = rollout_from_text(tokenizer, [prompts[i] for i, _ in part], [a for _, a in part],
+                                   task.max_len + 1).to(device)
+        logp, _ = completion_logprobs(model, scored)                                  # [answers, T] fp32
+        answer_p = (logp * scored.completion_mask).sum(1).exp().double().cpu()        # π(answer + end | x)
+        mass.index_add_(0, torch.tensor([i for i, _ in part]), answer_p)
+    return mass

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain tqdm: tqdm.auto warns in Jupyter without ipywidgets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..adapo import EpsHighController

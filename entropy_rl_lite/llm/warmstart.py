@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain tqdm: tqdm.auto warns in Jupyter without ipywidgets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int, check_number
