@@ -38,6 +38,7 @@ test-book: install
 bench: install
 	$(PY) benchmarks/bandit_engine.py
 	$(PY) benchmarks/logprob_memory.py
+	$(PY) benchmarks/trainer_throughput.py
 
 clean:
 	rm -rf $(VENV) _build .pytest_cache .hypothesis
