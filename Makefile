@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	@# torch first and pinned: 2.13.0 is the CPU wheel on this machine's disk; anything else pulls a CUDA build.
 	$(PIP) install torch==2.13.0 -c constraints.txt
-	$(PIP) install -e ".[book,test]" -c constraints.txt
+	$(PIP) install -e ".[book,test,trl]" -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)

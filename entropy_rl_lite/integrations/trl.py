@@ -1,0 +1,202 @@
+"""REPO and ADAPO inside TRL's `GRPOTrainer`: a thin subclass, the library's functions doing the work.
+
+    from entropy_rl_lite.integrations.trl import EntropyControl, EntropyControlGRPOTrainer
+    trainer = EntropyControlGRPOTrainer(model=..., reward_funcs=..., args=GRPOConfig(...), train_dataset=...,
+                                        entropy_control=EntropyControl(repo="repo_r", zeta_control=True, adapo=True))
+
+What it changes in TRL, and where (TRL >= 1.16, < 2; checked on import):
+- `_compute_loss`: TRL's per-sequence advantages [B] become per-token REPO advantages [B, T] through
+  `erl.shape_advantage` (REPO-R: `erl.repo_r`; REPO-D: ζ·β* over the micro-batch's tokens), using the
+  current policy's per-token log-probs and entropies that TRL's loss pass computes anyway (intercepted
+  in `_get_per_token_logps_and_entropies`, cast to fp32). TRL's loss accepts [B, T] advantages as is.
+  The buffered batch is never mutated, so `num_iterations > 1` reuses the original advantages.
+- Once per optimizer step (at the micro-batch where accelerate syncs gradients) the token-weighted
+  entropy of the whole step is summed over micro-batches and all-reduced over ranks, so every rank feeds
+  the same number to `ZetaController` / `EpsHighController` and holds the same ζ and ε_high. The new
+  values apply from the next optimizer step (as TRL's own adaptive entropy coefficient does).
+- ADAPO writes TRL's `epsilon_high` (the upper clip of its PPO-style losses).
+- Controller state is saved next to every TRL checkpoint (`erl_entropy_control.json`) and restored by
+  `resume_from_checkpoint`. Metrics: `repo/zeta`, `adapo/eps_high`, `erl/entropy` (TRL logs `entropy` too).
+
+Precision: TRL computes log-probs with its fused LM head; pass `cast_lm_head_to_fp32=True` for a bf16 model
+(this adapter warns when a non-fp32 model runs without it), so the ratios and REPO-R's log π are fp32.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from .._checks import check_choice, check_number
+from ..adapo import EpsHighController
+from ..repo import ZetaController, shape_advantage
+
+try:
+    import trl
+    from packaging.version import Version
+    from trl import GRPOTrainer
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError("entropy_rl_lite.integrations.trl needs TRL: pip install 'entropy-rl-lite[trl]'") from e
+
+SUPPORTED_TRL = (Version("1.16"), Version("2.0"))  # [low, high): the extension points read below exist there
+if not SUPPORTED_TRL[0] <= Version(trl.__version__) < SUPPORTED_TRL[1]:
+    raise ImportError(f"entropy_rl_lite.integrations.trl supports TRL >= {SUPPORTED_TRL[0]}, < {SUPPORTED_TRL[1]} "
+                      f"(it overrides GRPOTrainer._compute_loss and _get_per_token_logps_and_entropies); "
+                      f"found trl {trl.__version__}")
+
+REPO_VARIANTS = (None, "repo_r", "repo_d")
+REPO_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo")  # losses that multiply a per-token advantage
+ADAPO_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo")          # losses whose epsilon_high is PPO's upper clip
+STATE_FILE = "erl_entropy_control.json"
+
+
+@dataclass(frozen=True)
+class EntropyControl:
+    """Which entropy control to run inside TRL. Names and defaults follow `erl.llm.TrainConfig`."""
+
+    repo: str | None = None          # None, "repo_r" or "repo_d" [ours: REPO-D's β over the micro-batch]
+    zeta: float = 1e-3               # ζ (the start value when zeta_control is on)
+    zeta_control: bool = False
+    zeta_min: float = 1e-4
+    zeta_max: float = 0.05
+    adapo: bool = False              # steer TRL's epsilon_high toward the target entropy
+    eps_high_min: float = 0.2
+    eps_high_max: float = 1.0
+    adapo_factor: float = 1.5
+    target_entropy: float | None = None  # None: the entropy of the first optimizer step
+
+    def __post_init__(self) -> None:
+        check_choice("repo", self.repo, REPO_VARIANTS)
+        check_number("zeta", self.zeta)
+        if self.zeta_control and self.repo is None:
+            raise ValueError("zeta_control=True needs repo='repo_r' or 'repo_d'")
+        check_number("adapo_factor", self.adapo_factor, low=1.0, low_open=True)
+        if self.target_entropy is not None:
+            check_number("target_entropy", self.target_entropy, low=0.0)
+
+
+class EntropyControlGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer with REPO advantages and ADAPO's ε_high controller (see the module docstring)."""
+
+    def __init__(self, *args: Any, entropy_control: EntropyControl | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entropy_control = ec = entropy_control or EntropyControl()
+        if getattr(self.args, "use_liger_loss", False):
+            raise ValueError("use_liger_loss=True computes the GRPO loss in a fused kernel that takes one advantage "
+                             "per sequence; REPO's per-token advantages and ADAPO's epsilon_high cannot reach it. "
+                             "Turn it off to use entropy control.")
+        if ec.repo is not None and self.loss_type not in REPO_LOSSES:
+            raise ValueError(f"REPO needs a loss that multiplies per-token advantages {REPO_LOSSES}, "
+                             f"got loss_type={self.loss_type!r}")
+        if ec.adapo and self.loss_type not in ADAPO_LOSSES:
+            raise ValueError(f"ADAPO steers PPO's upper clip: loss_type must be one of {ADAPO_LOSSES}, "
+                             f"got {self.loss_type!r}")
+        if ec.adapo and self.args.num_iterations == 1 and self.args.steps_per_generation <= self.args.gradient_accumulation_steps:
+            warnings.warn("ADAPO is inert here: with num_iterations=1 and one generation batch per optimizer step the "
+                          "ratio is exactly 1, so epsilon_high never binds (set num_iterations > 1)", stacklevel=2)
+        dtype = next(self.model.parameters()).dtype
+        if dtype != torch.float32 and not self.args.cast_lm_head_to_fp32:
+            warnings.warn(f"the model runs in {dtype} without cast_lm_head_to_fp32=True: log-probs, ratios and REPO's "
+                          "log π are then not computed in fp32 (chapter 05)", stacklevel=2)
+        self.zeta = ec.zeta
+        self.zeta_ctrl = (ZetaController(ec.zeta, ec.zeta_min, ec.zeta_max, ec.target_entropy)
+                          if ec.zeta_control else None)
+        self.eps_ctrl = (EpsHighController(self.epsilon_high, ec.eps_high_min, ec.eps_high_max, ec.adapo_factor,
+                                           ec.target_entropy) if ec.adapo else None)
+        self._erl_window: torch.Tensor | None = None  # [Σ mask·H, Σ mask] over the micro-batches of one step
+        self._erl_pending: Any = None
+        self.erl_history: list[dict[str, float]] = []  # per optimizer step: entropy, zeta, eps_high (what ran)
+
+    @property
+    def _erl_active(self) -> bool:
+        ec = self.entropy_control
+        return ec.repo is not None or ec.adapo or ec.zeta_control
+
+    # -- the loss pass ----------------------------------------------------------------------------------
+    def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any):  # noqa: ANN202
+        logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        hook, self._erl_pending = self._erl_pending, None
+        if hook is not None and entropies is not None:  # only the current-policy pass inside _compute_loss
+            hook(logps, entropies)
+        return logps, entropies, aux
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        if not self._erl_active:
+            return super()._compute_loss(model, inputs)
+        inputs = dict(inputs)  # TRL reuses the buffered batch for num_iterations > 1: never mutate it
+        mask = inputs["completion_mask"] if "tool_mask" not in inputs else inputs["completion_mask"] * inputs["tool_mask"]
+        training = self.model.training
+        ec = self.entropy_control
+
+        def hook(logps: torch.Tensor, entropies: torch.Tensor) -> None:
+            logp, ent, w = logps.detach().float(), entropies.detach().float(), mask.float()
+            if ec.repo is not None:
+                adv = inputs["advantages"].float()
+                adv = adv[:, None].expand_as(logp) if adv.dim() == 1 else adv
+                variant = "repo_r" if ec.repo == "repo_r" else "repo_d"
+                inputs["advantages"] = shape_advantage(adv, logp, ent, w, variant, zeta=self.zeta, dim=(-2, -1))
+            if training:
+                stats = torch.stack([(ent * w).sum(), w.sum()])
+                self._erl_window = stats if self._erl_window is None else self._erl_window + stats
+
+        self._erl_pending = hook
+        loss = super()._compute_loss(model, inputs)
+        self._erl_pending = None
+        if training and self.accelerator.sync_gradients and self._erl_window is not None:
+            self._erl_step_end()
+        return loss
+
+    def _erl_step_end(self) -> None:
+        """The optimizer-step boundary: one global entropy, one controller update, identical on every rank."""
+        local = self._erl_window
+        total = self.accelerator.reduce(local, reduction="sum")
+        self._erl_window = None
+        entropy = (total[0] / total[1].clamp(min=1.0)).item()
+        # Logged: the values this step ran with (as erl.llm.Trainer logs them), then the update for the next step.
+        self.erl_history.append({"entropy": entropy, "local_entropy": (local[0] / local[1].clamp(min=1.0)).item(),
+                                 "zeta": float(self.zeta), "eps_high": float(self.epsilon_high)})
+        metrics = self._metrics["train"]
+        metrics["erl/entropy"].append(entropy)
+        if self.entropy_control.repo is not None:
+            metrics["repo/zeta"].append(float(self.zeta))
+        if self.eps_ctrl is not None:
+            metrics["adapo/eps_high"].append(float(self.epsilon_high))
+        if self.zeta_ctrl is not None:
+            self.zeta = float(self.zeta_ctrl.update(entropy))
+        if self.eps_ctrl is not None:
+            self.epsilon_high = float(self.eps_ctrl.update(entropy))
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def erl_state_dict(self) -> dict[str, Any]:
+        """Controller state and the values in force (JSON-serialisable)."""
+        return {"zeta": self.zeta, "epsilon_high": self.epsilon_high, "config": asdict(self.entropy_control),
+                "zeta_ctrl": self.zeta_ctrl.state_dict() if self.zeta_ctrl else None,
+                "eps_ctrl": self.eps_ctrl.state_dict() if self.eps_ctrl else None}
+
+    def erl_load_state_dict(self, state: dict[str, Any]) -> None:
+        self.zeta, self.epsilon_high = state["zeta"], state["epsilon_high"]
+        if self.zeta_ctrl is not None and state["zeta_ctrl"] is not None:
+            self.zeta_ctrl.load_state_dict(state["zeta_ctrl"])
+        if self.eps_ctrl is not None and state["eps_ctrl"] is not None:
+            self.eps_ctrl.load_state_dict(state["eps_ctrl"])
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if self._erl_active and self.args.should_save:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            with open(os.path.join(folder, STATE_FILE), "w") as f:
+                json.dump(self.erl_state_dict(), f)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if self._erl_active and checkpoint is not None:
+            path = os.path.join(checkpoint, STATE_FILE)
+            if os.path.exists(path):
+                with open(path) as f:
+                    self.erl_load_state_dict(json.load(f))
