@@ -39,6 +39,7 @@ bench: install
 	$(PY) benchmarks/bandit_engine.py
 	$(PY) benchmarks/logprob_memory.py
 	$(PY) benchmarks/trainer_throughput.py
+	$(PY) benchmarks/trl_vs_ours.py
 
 clean:
 	rm -rf $(VENV) _build .pytest_cache .hypothesis

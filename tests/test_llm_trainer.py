@@ -266,3 +266,28 @@ def test_correct_mass_is_what_the_sampled_reward_estimates(tok, task):
     sampled = evaluate(model, tok, task, samples_per_prompt=G, ks=(1,))
     se = float((G * exact * (1 - exact)).sum().sqrt()) / (G * len(exact))  # sd of the mean of G·prompts Bernoulli draws
     assert abs(sampled["reward"] - exact.mean().item()) < 4 * se, (sampled["reward"], exact.mean().item(), se)
+
+
+def test_reusing_the_first_forward_pass_for_logp_old_changes_nothing(tok, task):
+    """minibatches = 1: logp_old comes from the first update's forward instead of a separate no-grad pass."""
+    model = build_model(tok, "ci", seed=0)
+    warm_start(model, tok, task, steps=40, batch_size=32)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(steps=3, prompts_per_step=3, group_size=4, epochs=3, eps_high=0.28, lr=3e-3)
+    runs = []
+    for fuse in (True, False):
+        model.load_state_dict(state)
+        tr = Trainer(cfg, task, model=model, tokenizer=tok)
+        tr._fuse_first_pass = fuse
+        runs.append((_without_timing(tr.train(progress=False)), {k: v.clone() for k, v in model.state_dict().items()}))
+    (fused, w_fused), (separate, w_separate) = runs
+    # The policy, its samples and rewards are the same at every step; the grad-enabled and no-grad forward passes
+    # may differ in the last bits (different kernels), so losses and weights agree to fp32 rounding, not bitwise.
+    for a, b in zip(fused, separate):
+        for k in ("entropy", "reward", "distinct_correct", "completion_len", "tokens"):
+            assert a[k] == pytest.approx(b[k], rel=1e-6), k
+        for k in ("loss", "ratio_mean", "approx_kl", "grad_norm"):
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), k
+    for k in w_fused:
+        torch.testing.assert_close(w_fused[k], w_separate[k], rtol=1e-5, atol=1e-6)
+    assert fused[-1]["ratio_mean"] != 1.0  # the later epochs did move the policy

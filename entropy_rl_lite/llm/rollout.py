@@ -100,8 +100,9 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    enc = tokenizer([p for p in prompts for _ in range(group_size)], return_tensors="pt", padding=True)
-    enc = {k: v.to(device) for k, v in enc.items()}
+    # Tokenize each prompt once and repeat its row G times: a Python tokenizer is a measurable share of a step.
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
+    enc = {k: v.repeat_interleave(group_size, dim=0).to(device) for k, v in enc.items()}
     out = model.generate(**enc, do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
                          max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id)

@@ -27,6 +27,7 @@ from torch import Tensor
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in Jupyter without ipywidgets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .._checks import trusted
 from ..adapo import EpsHighController
 from ..advantages import group_advantages
 from ..controllers import EntropyCoefController
@@ -92,10 +93,13 @@ class Trainer:
         if self.model.config.vocab_size < len(self.tokenizer):
             raise ValueError(f"model vocab_size {self.model.config.vocab_size} < tokenizer size {len(self.tokenizer)}")
         params = [p for p in self.model.parameters() if p.requires_grad]  # LoRA: only the adapters train
+        # foreach: one batched kernel per state tensor instead of a Python loop over parameters (CPU defaults to
+        # the loop); the same numbers bit for bit, and for small models a visible share of the step.
         if cfg.optimizer == "adamw":
-            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                                                      foreach=True)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         self.zeta_ctrl = (ZetaController(cfg.zeta, cfg.zeta_min, cfg.zeta_max, cfg.target_entropy)
                           if cfg.zeta_control else None)
         self.eps_ctrl = (EpsHighController(cfg.eps_high, cfg.eps_high_min, cfg.eps_high_max, cfg.adapo_factor,
@@ -111,6 +115,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._resumed_from: str | None = None
         self._log_started = False
+        self._fuse_first_pass = True  # tests switch it off to check the shortcut changes nothing
 
     def _start_log(self, step: int) -> None:
         """Before the first logged step of this process: a fresh run empties the log and writes its sidecar."""
@@ -165,8 +170,17 @@ class Trainer:
         adv = group_advantages(rewards, G, cfg.advantage, cfg.adv_eps).to(self.device)  # [N]
         mask = batch.completion_mask
         self.model.train()
-        with torch.no_grad():
-            logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
+        # With one update per epoch on the whole batch, the first update's forward pass sees exactly the sampling
+        # policy: take logp_old from it (detached) instead of a separate no-grad pass. One pass fewer; the values
+        # equal the no-grad pass's up to fp32 rounding (autograd may pick other kernels), and logp_old then comes
+        # from the very code path every update uses, so the first ratio is exactly 1.
+        first = None
+        if self._fuse_first_pass and cfg.minibatches == 1 and cfg.grad_accum == 1:
+            first = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
+            logp_old, ent_old = first[0].detach(), first[1].detach()
+        else:
+            with torch.no_grad():
+                logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
         entropy = masked_mean(ent_old, mask)  # the sampling policy's token-mean entropy
         zeta = self.zeta_ctrl.update(entropy) if self.zeta_ctrl else cfg.zeta
         eps_high = self.eps_ctrl.update(entropy) if self.eps_ctrl else cfg.eps_high
@@ -179,8 +193,11 @@ class Trainer:
         for _ in range(cfg.epochs):
             order = torch.randperm(N, generator=self.generator)
             for rows in order.tensor_split(cfg.minibatches):
-                m = self._update(batch.select(rows), logp_old[rows.to(self.device)], adv[rows.to(self.device)],
-                                 zeta, eps_high, coef)
+                dev_rows = rows.to(self.device)
+                pre = None if first is None else (first[0][dev_rows], first[1][dev_rows])
+                first = None  # only the very first update may reuse it: later ones see a moved policy
+                with trusted():  # every tensor here was made by this trainer: skip the per-call input checks
+                    m = self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], zeta, eps_high, coef, pre)
                 for k, v in m.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_updates += 1
@@ -221,8 +238,11 @@ class Trainer:
         return row
 
     def _update(self, mb: Rollout, logp_old: Tensor, adv: Tensor, zeta: float, eps_high: float,
-                coef: float) -> dict[str, float]:
-        """One optimizer step on a minibatch, accumulated over `grad_accum` micro-batches; returns its metrics."""
+                coef: float, pre: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
+        """One optimizer step on a minibatch, accumulated over `grad_accum` micro-batches; returns its metrics.
+
+        pre: (logp, entropy) of the minibatch already computed with gradients (grad_accum = 1 only).
+        """
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
         n_tokens = mb.completion_mask.sum()
@@ -233,7 +253,8 @@ class Trainer:
             # Each micro-batch's loss is a mean over its own tokens (or sequences); weighting it by its share
             # of the minibatch makes the accumulated gradient equal the full minibatch's.
             share = (mask.sum() / n_tokens).item() if cfg.agg == "token-mean" else len(rows) / len(mb)
-            logp, ent = completion_logprobs(self.model, part, cfg.chunk_size, cfg.temperature, cfg.amp)  # [n, T]
+            logp, ent = pre if pre is not None else completion_logprobs(self.model, part, cfg.chunk_size,
+                                                                        cfg.temperature, cfg.amp)  # [n, T]
             adv_tok = adv[dev_rows][:, None].expand_as(logp)  # outcome reward: a sequence's tokens share its A
             # β* of REPO-D is estimated over the sampled tokens of the (micro-)batch: dim = all its tokens.
             a = shape_advantage(adv_tok, logp, ent.detach(), mask, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1))
