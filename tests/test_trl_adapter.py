@@ -126,3 +126,26 @@ def test_two_ranks_hold_the_same_zeta_and_eps_high(tmp_path):
     # ... although each rank saw different completions: its own entropy differs, only the all-reduced one agrees
     assert any(a["local_entropy"] != b["local_entropy"] for a, b in zip(r0["history"], r1["history"]))
     assert len({h["eps_high"] for h in r0["history"]}) > 1
+
+
+def test_repo_d_uses_the_micro_batch_decorrelating_beta(tmp_path, monkeypatch):
+    calls = []
+    real = adapter.shape_advantage
+    monkeypatch.setattr(adapter, "shape_advantage",
+                        lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    trainer = make_trainer(tmp_path, EntropyControl(repo="repo_d", zeta=0.5), max_steps=2)
+    trainer.train()
+    assert len(calls) == 2
+    for (adv, logp, ent, w, variant), kw in calls:
+        assert variant == "repo_d" and kw["dim"] == (-2, -1) and kw["zeta"] == 0.5
+        beta = erl.decorrelating_beta(adv, logp + ent, logp.exp(), w, dim=(-2, -1))
+        torch.testing.assert_close(real(adv, logp, ent, w, "repo_d", zeta=0.5, dim=(-2, -1)),
+                                   adv - 0.5 * beta * (logp + ent))
+
+
+def test_refuses_a_fused_loss_that_takes_one_advantage_per_sequence(tmp_path, monkeypatch):
+    """Older TRL releases had use_liger_loss (a fused GRPO loss with [B] advantages); refuse it, saying why."""
+    from trl import GRPOConfig
+    monkeypatch.setattr(GRPOConfig, "use_liger_loss", True, raising=False)
+    with pytest.raises(ValueError, match="one advantage per sequence"):
+        make_trainer(tmp_path, EntropyControl(repo="repo_r"), warm_steps=0)
