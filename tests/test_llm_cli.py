@@ -82,8 +82,11 @@ def test_cli_trains_a_local_checkpoint_with_lora(tmp_path):
 
 def test_cli_compare_in_parallel_processes(tmp_path):
     rc = main(["compare", "--profile", "ci", "--out", str(tmp_path), "--algos", "dapo", "adapo", "--jobs", "2",
-               *TINY, "--set", "phase2_task=null"])
+               *TINY, "--set", "phase2_task=null", "--logs-only"])
     assert rc == 0
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert "phase1/dapo.jsonl" in left and "run.meta.json" in left and "summary.json" in left
+    assert not (tmp_path / "warm_start").exists() and not (tmp_path / "phase1" / "dapo").exists()  # --logs-only
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["adapo"]["phase1"]["steps"] == 2 and "phase2" not in summary["dapo"]
 

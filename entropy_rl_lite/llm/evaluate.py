@@ -8,7 +8,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int
 from ..metrics import distinct_correct, pass_at_k
-from .rollout import Rollout, completion_logprobs, rollout_from_text, sample
+from .rollout import Rollout, completion_logprobs, rng_devices, rollout_from_text, sample
 from .warmstart import TextTask
 
 
@@ -46,7 +46,7 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: T
         raise ValueError(f"every k in ks must be <= samples_per_prompt={G}, got {list(ks)}")
     prompts = list(task.prompts if prompts is None else prompts)
     device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(check_int("seed", seed, low=0))
         batch = sample(model, tokenizer, prompts, G, task.max_len + 1, temperature)
     _, ent = completion_logprobs(model, batch, temperature=temperature)

@@ -13,6 +13,8 @@ Every phase logs JSONL (+ sidecar) under one output directory:
     out/phase2/<algo>.jsonl         the sequential-learning phase
     out/summary.json                evaluations after each phase, entropy change, wall times
     out/run.meta.json               hardware, versions, seed, git commit, wall time
+
+`prune_checkpoints(out)` (CLI: `--logs-only`) removes the model directories afterwards, leaving what to commit.
 """
 from __future__ import annotations
 
@@ -264,6 +266,18 @@ def run_algorithm(spec: RunSpec, name: str, out: str | Path, device: str | torch
         result["phase2"], _ = _phase(spec, name, 2, merged, out, device, progress)
     (out / f"{name}.summary.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def prune_checkpoints(out: str | Path) -> list[Path]:
+    """Delete the model directories of a compare run (warm_start/, phase*/<algo>/), keeping logs, sidecars,
+    summary.json, run.meta.json and spec.yaml: what a committed run needs (chapters/data/). Returns what it removed."""
+    import shutil
+
+    out = Path(out)
+    removed = [d for d in [out / "warm_start", *sorted(out.glob("phase*/*"))] if d.is_dir()]
+    for d in removed:
+        shutil.rmtree(d)
+    return removed
 
 
 def run_compare(spec: RunSpec, out: str | Path, algorithms: list[str] | None = None, jobs: int = 1,

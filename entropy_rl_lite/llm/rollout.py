@@ -119,6 +119,13 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
                    input_ids, attention_mask, mask, ended)
 
 
+def rng_devices(device: torch.device) -> list[int]:
+    """The CUDA device indices whose RNG `torch.random.fork_rng` must save for sampling on `device` ([] on CPU)."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
 def position_ids(attention_mask: Tensor) -> Tensor:
     """[N, L] -> [N, L]: positions counted over real tokens only, as `generate` does for left padding."""
     pos = attention_mask.long().cumsum(dim=1) - 1

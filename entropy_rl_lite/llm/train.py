@@ -2,6 +2,7 @@
 
     erl-train compare --profile ci                       # warm start, GRPO/DAPO/REPO-R/ADAPO, phase 2, into runs/ci
     erl-train compare --profile gpu --jobs 5             # the capstone: 5 algorithms side by side on one GPU
+    erl-train compare --profile gpu --jobs 5 --logs-only --out chapters/data/capstone_gpu   # what chapter 11 reads
     erl-train train --profile cpu --algo repo_r          # one algorithm
     erl-train train --model path/to/local/checkpoint --set lora.r=8 --set warm_start=null
     erl-train compare --profile ci --set train.lr=3e-4 --set algorithms.dapo.eps_high=0.3 --out runs/lr3e-4
@@ -17,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from .experiment import RunSpec, load_spec, run_algorithm, run_compare
+from .experiment import RunSpec, load_spec, prune_checkpoints, run_algorithm, run_compare
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", help="output directory (default runs/<profile>)")
         p.add_argument("--device", help="cpu | cuda | cuda:1 (default: cuda when available)")
         p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+        p.add_argument("--logs-only", action="store_true",
+                       help="delete the model checkpoints afterwards, keep logs and summaries (for committing a run)")
         if mode == "compare":
             p.add_argument("--algos", nargs="+", help="a subset of the spec's algorithms (default: all)")
             p.add_argument("--jobs", type=int, default=1, help="algorithms run in parallel processes")
@@ -48,16 +51,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_summary(summary: dict) -> None:
-    print(f"{'algorithm':12s} {'H start':>8s} {'H end':>8s} {'reward':>7s} {'pass@1':>7s} {'distinct':>8s} "
+    w = max(12, *(len(n) for n in summary))
+    print(f"{'algorithm':{w}s} {'H start':>8s} {'H end':>8s} {'reward':>7s} {'pass@1':>7s} {'distinct':>8s} "
           f"{'phase-2 reward':>15s}")
     for name, res in summary.items():
         if name == "warm_start":
             ev = res["eval"]
-            print(f"{'warm start':12s} {'':8s} {ev['entropy']:8.3f} {ev['reward']:7.3f} {ev['pass@1']:7.3f} "
+            print(f"{'warm start':{w}s} {'':8s} {ev['entropy']:8.3f} {ev['reward']:7.3f} {ev['pass@1']:7.3f} "
                   f"{ev['distinct_correct']:8.2f}")
             continue
         p1, p2 = res["phase1"], res.get("phase2")
-        print(f"{name:12s} {p1['entropy_start']:8.3f} {p1['entropy_end']:8.3f} {p1['eval']['reward']:7.3f} "
+        print(f"{name:{w}s} {p1['entropy_start']:8.3f} {p1['entropy_end']:8.3f} {p1['eval']['reward']:7.3f} "
               f"{p1['eval']['pass@1']:7.3f} {p1['eval']['distinct_correct']:8.2f} "
               f"{(p2['eval']['reward'] if p2 else float('nan')):15.3f}")
 
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"erl-train: error: {e}", file=sys.stderr)
         return 2
+    if args.logs_only:
+        prune_checkpoints(out)
     _print_summary(summary)
     print(f"logs, checkpoints and summary.json in {out}/")
     return 0

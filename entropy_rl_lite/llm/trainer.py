@@ -39,7 +39,7 @@ from .evaluate import group_metrics
 from .flops import peak_flops, train_flops
 from .metrics_log import MetricsLog, run_metadata
 from .model import build_model, load_model, quiet_peft, quiet_progress
-from .rollout import Rollout, completion_logprobs, sample
+from .rollout import Rollout, completion_logprobs, rng_devices, sample
 from .tokenizer import CharTokenizer, load_tokenizer
 from .warmstart import TextTask
 
@@ -128,8 +128,8 @@ class Trainer:
         self._log_started = True
 
     # -- randomness ---------------------------------------------------------------------------------
-    def _rng_devices(self) -> list[torch.device]:
-        return [self.device] if self.device.type == "cuda" else []
+    def _rng_devices(self) -> list[int]:
+        return rng_devices(self.device)
 
     def _get_rng(self) -> dict[str, Tensor]:
         rng = {"cpu": torch.get_rng_state()}
