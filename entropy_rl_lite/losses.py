@@ -169,7 +169,9 @@ def policy_loss(
             # Tokens PPO already clips carry no gradient; Clip-Cov chooses among the others.
             ppo_clipped = (clipped * adv < ratio * adv).detach()
             eligible = (w > 0) & (cov > low) & (cov < high) & ~ppo_clipped
-            noise = torch.rand(cov.shape, generator=generator, dtype=cov.dtype, device=cov.device)
+            # Drawn where the generator lives (a CPU generator cannot fill a CUDA tensor), then moved.
+            gen_device = generator.device if generator is not None else cov.device
+            noise = torch.rand(cov.shape, generator=generator, dtype=cov.dtype, device=gen_device).to(cov.device)
             drop = _select(noise, eligible, check_number("clip_cov_ratio", clip_cov_ratio, low=0.0, high=1.0), w)
             per_token = per_token * (~drop)  # dropped tokens contribute neither value nor gradient
             metrics["cov_frac"] = masked_mean(drop.to(logp.dtype), (w > 0).to(logp.dtype)).detach()

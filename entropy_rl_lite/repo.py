@@ -108,8 +108,12 @@ def shape_advantage(adv: Tensor, logp: Tensor, entropy: Tensor, weights: Tensor,
     entropy by E_π[A·L], not E_π[A·L·π]).
     """
     check_choice("variant", variant, REPO_VARIANTS)
+    if not isinstance(zeta, Tensor):
+        zeta = check_number("zeta", zeta)
+        if abs(zeta) > ZETA_LIMIT:
+            raise ValueError(f"|zeta| must be <= {ZETA_LIMIT:g}, got {zeta:g}")
     if variant is None:
-        return adv
+        return fp32(adv)
     if variant == "repo_r":
         return repo_r(adv, logp, zeta)
     L = (fp32(logp) + fp32(entropy)).detach()

@@ -148,3 +148,15 @@ def test_cli_trains_a_local_checkpoint_that_has_its_own_transformers_tokenizer(t
     from entropy_rl_lite.llm import load_tokenizer
     reloaded = load_tokenizer(out / "warm_start")
     assert reloaded.eos_token == "</s>" and reloaded.padding_side == "left" and len(reloaded) == len(vocab)
+
+
+def test_spec_sections_validate_early_and_lora_init_is_seeded():
+    from entropy_rl_lite.llm.experiment import LoraSpec
+    with pytest.raises(ValueError, match="eval_ks"):
+        load_spec("ci", overrides=["eval_ks=[1, 64]"])
+    spec = load_spec("ci", overrides=["train=null", "algorithms={grpo: null}"])  # empty YAML sections are {}
+    assert spec.train == {} and spec.algorithms == {"grpo": {}}
+    a = LoraSpec(r=4).apply(build_model(CharTokenizer(), "ci", seed=0), seed=3)
+    b = LoraSpec(r=4).apply(build_model(CharTokenizer(), "ci", seed=0), seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert LoraSpec(target_modules="all-linear").target_modules == "all-linear"  # peft's own spec, kept whole

@@ -291,3 +291,55 @@ def test_reusing_the_first_forward_pass_for_logp_old_changes_nothing(tok, task):
     for k in w_fused:
         torch.testing.assert_close(w_fused[k], w_separate[k], rtol=1e-5, atol=1e-6)
     assert fused[-1]["ratio_mean"] != 1.0  # the later epochs did move the policy
+
+
+# -- review fixes: each of these was a silent wrong answer or a late, unnamed failure ----------------------
+
+def test_sampling_ignores_a_checkpoints_own_generation_settings(tok):
+    """A shipped repetition_penalty would sample from something other than the softmax the trainer scores."""
+    plain, penalised = build_model(tok, "ci", seed=2), build_model(tok, "ci", seed=2)
+    penalised.generation_config.repetition_penalty = 1.3
+    draws = []
+    for m in (plain, penalised):
+        torch.manual_seed(5)
+        draws.append(sample(m, tok, ["7=", "11="], group_size=8, max_new_tokens=4).completions)
+    assert draws[0] == draws[1]
+
+
+def test_models_the_fp32_path_cannot_score_are_refused(tok, task):
+    model = build_model(tok, "ci", seed=0)
+    model.config.final_logit_softcapping = 30.0  # Gemma-style: logits are not hidden·Wᵀ
+    with pytest.raises(ValueError, match="final_logit_softcapping"):
+        Trainer(TrainConfig(), task, model=model, tokenizer=tok)
+    right = CharTokenizer(padding_side="right")
+    with pytest.raises(ValueError, match="padding_side must be 'left'"):
+        rollout_from_text(right, ["7="], ["25"])
+
+
+def test_resume_applies_a_new_lr_and_refuses_fields_it_cannot_change(tmp_path, tok, task):
+    tr = Trainer(TrainConfig(steps=1, prompts_per_step=2, group_size=4, lr=1e-3), task, tokenizer=tok)
+    tr.train(progress=False)
+    tr.save(tmp_path / "ckpt")
+    resumed = Trainer.resume(tmp_path / "ckpt", task, lr=5e-4, steps=3)
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == [5e-4] and resumed.config.steps == 3
+    with pytest.raises(ValueError, match=r"cannot change \['optimizer', 'adapo'\]"):
+        Trainer.resume(tmp_path / "ckpt", task, optimizer="sgd", adapo=True)
+
+
+def test_a_log_cut_mid_line_does_not_block_resume(tmp_path, tok, task):
+    log = tmp_path / "m.jsonl"
+    tr = Trainer(TrainConfig(steps=2, prompts_per_step=2, group_size=4, log_path=str(log)), task, tokenizer=tok)
+    tr.train(1, progress=False)
+    tr.save(tmp_path / "ckpt")
+    tr.train(1, progress=False)
+    log.write_text(log.read_text() + '{"step": 2, "entr')  # the crash came mid-write
+    Trainer.resume(tmp_path / "ckpt", task).train(progress=False)
+    assert [r["step"] for r in read_metrics(log)] == [0, 1]
+
+
+def test_config_catches_loss_option_typos_and_zeta_outside_its_bounds():
+    with pytest.raises(ValueError, match="clip_cov_ratoi"):
+        TrainConfig(loss_kwargs={"clip_cov_ratoi": 1e-3})
+    with pytest.raises(ValueError, match="zeta_min, zeta_max"):
+        TrainConfig(repo="repo_r", zeta=0.5, zeta_control=True)
+    assert TrainConfig(objective="clip_cov", loss_kwargs={"clip_cov_ratio": 1e-3}).loss_kwargs

@@ -120,7 +120,10 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any):  # noqa: ANN202
         logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         hook, self._erl_pending = self._erl_pending, None
-        if hook is not None and entropies is not None:  # only the current-policy pass inside _compute_loss
+        if hook is not None:  # only the current-policy pass inside _compute_loss sets it
+            if entropies is None:
+                raise RuntimeError("TRL's loss pass returned no entropies; this TRL version computes the loss "
+                                   "differently from what the adapter supports")
             hook(logps, entropies)
         return logps, entropies, aux
 
@@ -144,8 +147,10 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
                 self._erl_window = stats if self._erl_window is None else self._erl_window + stats
 
         self._erl_pending = hook
-        loss = super()._compute_loss(model, inputs)
-        self._erl_pending = None
+        try:
+            loss = super()._compute_loss(model, inputs)
+        finally:
+            self._erl_pending = None
         if training and self.accelerator.sync_gradients and self._erl_window is not None:
             self._erl_step_end()
         return loss

@@ -6,16 +6,20 @@ advantage, eps_low/eps_high, repo, zeta, adapo, ...), because both feed the same
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._checks import check_choice, check_int, check_number
 from ..advantages import ADVANTAGES
-from ..losses import AGGREGATIONS, OBJECTIVES
+from ..losses import AGGREGATIONS, OBJECTIVES, policy_loss
 from ..repo import REPO_VARIANTS
 from .profiles import PROFILES
 
 DTYPES = ("float32", "bfloat16")
+# policy_loss's keyword-only options (horizon, clip_cov_ratio, ...), except those the trainer passes itself.
+LOSS_OPTIONS = tuple(name for name, p in inspect.signature(policy_loss).parameters.items()
+                     if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "generator")
 OPTIMIZERS = ("adamw", "sgd")
 
 
@@ -25,7 +29,8 @@ class TrainConfig:
 
     # model and sampling
     profile: str = "ci"              # model size (profiles.PROFILES); ignored when a model is passed in
-    dtype: str = "float32"           # model weights; log-probs, entropies, ratios, advantages stay fp32
+    dtype: str = "float32"           # weights of a model the trainer builds (the CLI loads checkpoints in it);
+                                     # log-probs, entropies, ratios and advantages stay fp32 whatever it is
     seed: int = 0
     steps: int = 50                  # RL iterations: one sampled batch each
     prompts_per_step: int = 8        # distinct prompts per batch
@@ -36,9 +41,10 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.0
-    epochs: int = 1                  # passes over each batch; clipping (and ADAPO) binds only when > 1
-    minibatches: int = 1             # updates per epoch (each on 1/minibatches of the batch)
-    grad_accum: int = 1              # micro-batches per update: gradients accumulate, memory shrinks, result equal
+    epochs: int = 1                  # passes over each batch
+    minibatches: int = 1             # updates per epoch; clipping (and ADAPO) binds from the second update on
+    grad_accum: int = 1              # micro-batches per update: gradients accumulate, memory shrinks; the same
+                                     # update except REPO-D's β and Clip-Cov/KL-Cov's token choice (per micro-batch)
     amp: bool = False                # bf16 autocast for the transformer (GPU); log-probs stay fp32 regardless
     max_grad_norm: float | None = 1.0  # None: no clipping
     # objective (same names as BanditConfig)
@@ -108,6 +114,9 @@ class TrainConfig:
         check_number("zeta_max", self.zeta_max, low=self.zeta_min)
         if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
             raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
+        if self.zeta_control and self.zeta != 0 and not self.zeta_min <= abs(self.zeta) <= self.zeta_max:
+            raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = [{self.zeta_min:g}, "
+                             f"{self.zeta_max:g}] when zeta_control=True, got {self.zeta:g}")
         check_number("eps_high_min", self.eps_high_min, low=0.0)
         check_number("eps_high_max", self.eps_high_max, low=self.eps_high_min)
         check_number("adapo_factor", self.adapo_factor, low=1.0, low_open=True)
@@ -126,6 +135,9 @@ class TrainConfig:
             raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
         if not isinstance(self.loss_kwargs, dict):
             raise TypeError(f"loss_kwargs must be a dict, got {type(self.loss_kwargs).__name__}")
+        unknown = sorted(set(self.loss_kwargs) - set(LOSS_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown loss_kwargs {unknown}; policy_loss options: {list(LOSS_OPTIONS)}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed (validated again); unknown field names raise."""

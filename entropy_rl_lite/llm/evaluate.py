@@ -8,7 +8,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int
 from ..metrics import distinct_correct, pass_at_k
-from .rollout import Rollout, completion_logprobs, rng_devices, rollout_from_text, sample
+from .rollout import Rollout, completion_logprobs, rng_devices, rollout_from_text, sample, seed_rng
 from .warmstart import TextTask
 
 
@@ -47,7 +47,7 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: T
     prompts = list(task.prompts if prompts is None else prompts)
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=rng_devices(device)):
-        torch.manual_seed(check_int("seed", seed, low=0))
+        seed_rng(check_int("seed", seed, low=0), device)
         batch = sample(model, tokenizer, prompts, G, task.max_len + 1, temperature)
     _, ent = completion_logprobs(model, batch, temperature=temperature)
     mask = batch.completion_mask
@@ -69,7 +69,7 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: T
 @torch.no_grad()
 def correct_mass(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: TextTask,
                  prompts: Sequence[str] | None = None, batch_size: int = 4096) -> torch.Tensor:
-    """Exact probability of answering each prompt correctly, by scoring every correct answer: [prompts].
+    """Exact probability of answering each prompt correctly, by scoring every correct answer: [prompts] float64.
 
     π(correct | x) = Σ_{a correct} π(a, then the end token | x), each term a sum of fp32 token log-probs.
     No sampling, so no noise: this is what the sampled reward estimates. Needs `task.correct_answers`.

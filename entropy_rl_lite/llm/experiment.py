@@ -36,7 +36,7 @@ from .metrics_log import run_metadata
 from .model import build_model, load_model, quiet_peft, quiet_progress
 from .profiles import PROFILES
 from .tokenizer import CharTokenizer, load_tokenizer
-from .trainer import Trainer
+from .trainer import _DTYPES, Trainer
 from .warmstart import warm_start
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -83,22 +83,28 @@ class LoraSpec:
 
     r: int = 8
     alpha: int = 16
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    dropout: float = 0.0  # > 0 makes logp_old (train mode) noisy relative to sampling (eval mode): keep 0 for RL
+    target_modules: tuple[str, ...] | str = ("q_proj", "k_proj", "v_proj", "o_proj")  # or a peft string: "all-linear"
 
     def __post_init__(self) -> None:
         check_int("lora.r", self.r, low=1)
         check_number("lora.alpha", self.alpha, low=0.0, low_open=True)
         check_number("lora.dropout", self.dropout, low=0.0, high=1.0)
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if not isinstance(self.target_modules, str):  # a string is peft's own spec ("all-linear", a regex)
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
-    def apply(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Wrap `model` with fresh adapters (B = 0, so the wrapped model computes exactly what `model` did)."""
+    def apply(self, model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+        """Wrap `model` with fresh adapters (B = 0, so the wrapped model computes exactly what `model` did).
+
+        A is initialised from `seed`, so every algorithm of a comparison starts from the same adapters.
+        """
         import peft
 
+        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
         config = peft.LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                                 target_modules=list(self.target_modules), task_type="CAUSAL_LM")
-        with quiet_peft():
+                                 target_modules=targets, task_type="CAUSAL_LM")
+        with quiet_peft(), torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
             return peft.get_peft_model(model, config)
 
 
@@ -124,6 +130,17 @@ class RunSpec:
         check_choice("profile", self.profile, PROFILES)
         check_int("seed", self.seed, low=0)
         check_int("eval_samples", self.eval_samples, low=1)
+        for k in self.eval_ks:
+            check_int("eval_ks", k, low=1)
+            if k > self.eval_samples:
+                raise ValueError(f"eval_ks {list(self.eval_ks)} has k={k} > eval_samples={self.eval_samples}")
+        for name in ("train", "phase2", "algorithms"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping of settings, got {getattr(self, name)!r}")
+        for algo, overrides in self.algorithms.items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"algorithms.{algo} must be a mapping of TrainConfig fields ({{}} for none), "
+                                 f"got {overrides!r}")
         if not self.algorithms:
             raise ValueError("algorithms must name at least one algorithm")
         for name in self.algorithms:  # build every config now: a typo fails before hours of training
@@ -145,7 +162,7 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if self.lora is not None:
+        if self.lora is not None and not isinstance(self.lora.target_modules, str):
             d["lora"]["target_modules"] = list(self.lora.target_modules)
         d["eval_ks"] = list(self.eval_ks)
         return d
@@ -155,6 +172,11 @@ class RunSpec:
         """Build from plain data (a parsed YAML file); unknown keys raise, naming their path."""
         d = dict(d)
         _reject_unknown("", d, {f.name for f in dataclasses.fields(cls)})
+        for section in ("train", "phase2"):  # an empty YAML section parses as None
+            if section in d and d[section] is None:
+                d[section] = {}
+        if isinstance(d.get("algorithms"), dict):
+            d["algorithms"] = {k: ({} if v is None else v) for k, v in d["algorithms"].items()}
         nested = {"task": TaskSpec, "phase2_task": TaskSpec, "warm_start": WarmStartSpec, "lora": LoraSpec}
         for key, sub in nested.items():
             if isinstance(d.get(key), dict):
@@ -230,12 +252,13 @@ def _phase(spec: RunSpec, name: str, phase: int, base: Path, out: Path, device: 
     """Train one algorithm for one phase from the HF model at `base`; returns (summary, merged model dir)."""
     task = spec.task.make() if phase == 1 else spec.phase2_task.make()
     tok = load_tokenizer(base)
-    model = load_model(base)
-    if spec.lora is not None:
-        model = spec.lora.apply(model)
     log_dir = out / f"phase{phase}"
     cfg = spec.train_config(name, phase).replace(log_path=str(log_dir / f"{name}.jsonl"))
-    trainer = Trainer(cfg, task, model=model, tokenizer=tok, device=device, base_model_path=str(base))
+    model = load_model(base, dtype=_DTYPES[cfg.dtype])  # TrainConfig.dtype decides the weights' dtype
+    if spec.lora is not None:
+        model = spec.lora.apply(model, seed=spec.seed)
+    trainer = Trainer(cfg, task, model=model, tokenizer=tok, device=device,
+                      base_model_path=str(Path(base).resolve()))  # absolute: resume works from any directory
     t0 = time.perf_counter()
     rows = trainer.train(progress=progress)
     wall = time.perf_counter() - t0
@@ -300,21 +323,28 @@ def run_compare(spec: RunSpec, out: str | Path, algorithms: list[str] | None = N
             summary[n] = run_algorithm(spec, n, out, device, progress)
     else:  # one process per algorithm, `jobs` at a time: small models leave most of a GPU idle
         pending, running = list(names), []
-        while pending or running:
-            while pending and len(running) < jobs:
-                n = pending.pop(0)
-                log = (out / f"{n}.stderr.log").open("w")
-                cmd = [sys.executable, "-m", "entropy_rl_lite.llm.train", "one", "--spec", str(out / "spec.yaml"),
-                       "--algo", n, "--out", str(out), "--device", str(device)]
-                running.append((n, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
-            time.sleep(0.5)
-            for item in list(running):
-                n, proc, log = item
-                if proc.poll() is not None:
-                    log.close()
-                    running.remove(item)
-                    if proc.returncode:
-                        raise RuntimeError(f"algorithm {n!r} failed (exit {proc.returncode}); see {out / (n + '.stderr.log')}")
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    n = pending.pop(0)
+                    log = (out / f"{n}.stderr.log").open("w")
+                    cmd = [sys.executable, "-m", "entropy_rl_lite.llm.train", "one", "--spec", str(out / "spec.yaml"),
+                           "--algo", n, "--out", str(out), "--device", str(device)]
+                    running.append((n, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+                time.sleep(0.5)
+                for item in list(running):
+                    n, proc, log = item
+                    if proc.poll() is not None:
+                        log.close()
+                        running.remove(item)
+                        if proc.returncode:
+                            raise RuntimeError(f"algorithm {n!r} failed (exit {proc.returncode}); "
+                                               f"see {out / (n + '.stderr.log')}")
+        finally:  # one failure (or Ctrl-C) stops the other workers instead of leaving them running
+            for _, proc, log in running:
+                proc.terminate()
+                proc.wait()
+                log.close()
         for n in names:
             summary[n] = json.loads((out / f"{n}.summary.json").read_text())
     wall = time.perf_counter() - t0

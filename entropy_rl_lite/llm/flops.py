@@ -21,16 +21,23 @@ from transformers import PreTrainedModel
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12}
 
 
-def matmul_params(model: PreTrainedModel) -> int:
-    """N: parameters that take part in matmuls (everything except the input embedding table)."""
+def _lookup_only(model: PreTrainedModel) -> torch.Tensor | None:
+    """The input embedding table, unless it is tied to the output layer (then it is a matmul too)."""
     emb = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    return None if head is not None and head.weight is emb else emb
+
+
+def matmul_params(model: PreTrainedModel) -> int:
+    """N: parameters that take part in matmuls (everything except an untied input embedding table)."""
+    emb = _lookup_only(model)
     return sum(p.numel() for p in model.parameters() if p is not emb)
 
 
 def train_flops(model: PreTrainedModel, tokens: int, seq_len: int) -> float:
     """Forward + backward FLOPs for `tokens` tokens in sequences of `seq_len`: (4N + 2N_train + 12·L·S·d)·tokens."""
     cfg = model.config
-    emb = model.get_input_embeddings().weight
+    emb = _lookup_only(model)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad and p is not emb)
     return (4 * matmul_params(model) + 2 * n_train + 12 * cfg.num_hidden_layers * seq_len * cfg.hidden_size) * tokens
 
@@ -40,5 +47,8 @@ def peak_flops(device: torch.device | str) -> float | None:
     device = torch.device(device)
     if device.type != "cuda":
         return None
+    import re
+
     name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    # Whole-word match, so "L4" does not claim an "L40S".
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if re.search(rf"\b{k}\b", name)), None)

@@ -72,6 +72,12 @@ class MetricsLog:
         """Keep only the rows of steps < `step`."""
         if not self.path.exists():
             return
+        lines = self.path.read_text().splitlines()
+        if lines and lines[-1].strip():
+            try:
+                json.loads(lines[-1])
+            except json.JSONDecodeError:  # a crash mid-write leaves half a line; that step is redone anyway
+                self.path.write_text("".join(line + "\n" for line in lines[:-1]))
         rows = [r for r in read_metrics(self.path) if r["step"] < step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 

@@ -36,7 +36,7 @@ def build_model(tokenizer: PreTrainedTokenizerBase, profile: str | ModelSize | N
     )
     # fork_rng: seeding must make the weights reproducible without resetting the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would reseed every GPU too
         model = model_cls(config)  # initialised in fp32, then cast, so one seed gives the same weights per dtype
     return model.to(dtype)
 

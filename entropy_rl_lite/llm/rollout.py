@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int, check_number
 from ..logprobs import token_logprobs
@@ -97,15 +97,20 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
     check_number("temperature", temperature, low=0.0, low_open=True)
     if not prompts:
         raise ValueError("prompts must be a non-empty list of strings")
+    check_left_padding(tokenizer)
+    check_scorable(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     # Tokenize each prompt once and repeat its row G times: a Python tokenizer is a measurable share of a step.
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
     enc = {k: v.repeat_interleave(group_size, dim=0).to(device) for k, v in enc.items()}
-    out = model.generate(**enc, do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
-                         max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    # A fresh GenerationConfig, not the checkpoint's: a shipped repetition_penalty, min_p, suppress_tokens...
+    # would sample from something other than softmax(z/temperature), the distribution logp_old scores.
+    gen_config = GenerationConfig(do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
+                                  max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                  eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    out = model.generate(**enc, generation_config=gen_config)
     model.train(was_training)
     P = enc["input_ids"].shape[1]
     completion_ids = out[:, P:]
@@ -119,11 +124,41 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
                    input_ids, attention_mask, mask, ended)
 
 
+def check_left_padding(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Prompts must be left-padded: right padding puts new tokens after pads and shifts their positions."""
+    if getattr(tokenizer, "padding_side", "left") != "left":
+        raise ValueError(f"tokenizer.padding_side must be 'left' for decoder-only generation, got "
+                         f"{tokenizer.padding_side!r} (set tokenizer.padding_side = 'left')")
+
+
+def check_scorable(model: PreTrainedModel) -> None:
+    """Refuse models whose logits are not h·Wᵀ, which `completion_logprobs` computes from the output weight."""
+    cfg = getattr(model, "config", None)
+    for key in ("final_logit_softcapping", "logit_scale", "output_multiplier_scale"):
+        value = getattr(cfg, key, None)
+        if value not in (None, 1, 1.0):
+            raise ValueError(f"model config has {key}={value}: its logits are not hidden·Wᵀ, so the fp32 chunked "
+                             "log-prob path would score a different distribution; this model is not supported")
+    head = model.get_output_embeddings()
+    if getattr(head, "bias", None) is not None:
+        raise ValueError("the model's output layer has a bias; token_logprobs computes hidden·Wᵀ without one, so "
+                         "this model is not supported")
+
+
 def rng_devices(device: torch.device) -> list[int]:
     """The CUDA device indices whose RNG `torch.random.fork_rng` must save for sampling on `device` ([] on CPU)."""
     if device.type != "cuda":
         return []
     return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def seed_rng(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator and, on CUDA, only `device`'s (torch.manual_seed would reseed every GPU, and a
+    `fork_rng` around it restores just the devices it was given). Call inside `torch.random.fork_rng`."""
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(rng_devices(device)[0]):
+            torch.cuda.manual_seed(seed)
 
 
 def position_ids(attention_mask: Tensor) -> Tensor:
@@ -163,6 +198,7 @@ def rollout_from_text(tokenizer: PreTrainedTokenizerBase, prompts: list[str], co
     if len(prompts) != len(completions) or not prompts:
         raise ValueError(f"prompts and completions must be non-empty and of equal length, got "
                          f"{len(prompts)} and {len(completions)}")
+    check_left_padding(tokenizer)
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     rows = [tokenizer(c, add_special_tokens=False)["input_ids"] + [eos] for c in completions]

@@ -61,6 +61,9 @@ def _print_summary(summary: dict) -> None:
                   f"{ev['distinct_correct']:8.2f}")
             continue
         p1, p2 = res["phase1"], res.get("phase2")
+        if p1["entropy_start"] is None:  # steps = 0
+            print(f"{name:{w}s} (no RL steps) reward {p1['eval']['reward']:.3f}")
+            continue
         print(f"{name:{w}s} {p1['entropy_start']:8.3f} {p1['entropy_end']:8.3f} {p1['eval']['reward']:7.3f} "
               f"{p1['eval']['pass@1']:7.3f} {p1['eval']['distinct_correct']:8.2f} "
               f"{(p2['eval']['reward'] if p2 else float('nan')):15.3f}")
@@ -83,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             algo = args.algo or next(iter(spec.algorithms))
             summary = run_compare(spec, out, [algo], 1, args.device, progress=not args.no_progress)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
         print(f"erl-train: error: {e}", file=sys.stderr)
         return 2
     if args.logs_only:
         prune_checkpoints(out)
     _print_summary(summary)
-    print(f"logs, checkpoints and summary.json in {out}/")
+    print(f"logs{'' if args.logs_only else ', checkpoints'} and summary.json in {out}/")
     return 0
 
 

@@ -39,11 +39,14 @@ from .evaluate import group_metrics
 from .flops import peak_flops, train_flops
 from .metrics_log import MetricsLog, run_metadata
 from .model import build_model, load_model, quiet_peft, quiet_progress
-from .rollout import Rollout, completion_logprobs, rng_devices, sample
+from .rollout import Rollout, check_scorable, completion_logprobs, rng_devices, sample, seed_rng
 from .tokenizer import CharTokenizer, load_tokenizer
 from .warmstart import TextTask
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# Fields a resumed run cannot change: the optimizer's kind, the model, the random streams, which controllers exist.
+FIXED_ON_RESUME = ("profile", "dtype", "seed", "optimizer", "adapo", "zeta_control", "entropy_coef_control",
+                   "target_entropy")
 
 
 def _task_info(task: TextTask) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class Trainer:
         if model is None:
             model = build_model(self.tokenizer, cfg.profile, seed=cfg.seed, dtype=_DTYPES[cfg.dtype])
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        check_scorable(model)  # fail now, not after a rollout, for heads the fp32 path cannot score
         self.model = model.to(self.device)
         if self.model.config.vocab_size < len(self.tokenizer):
             raise ValueError(f"model vocab_size {self.model.config.vocab_size} < tokenizer size {len(self.tokenizer)}")
@@ -108,7 +112,7 @@ class Trainer:
                           if cfg.entropy_coef_control else None)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # prompts, minibatch order, Clip-Cov draws
         with torch.random.fork_rng(devices=self._rng_devices()):
-            torch.manual_seed(cfg.seed + 1)  # sampling stream, kept apart from the caller's global RNG
+            seed_rng(cfg.seed + 1, self.device)  # sampling stream, kept apart from the caller's global RNG
             self._sample_rng = self._get_rng()
         self.step_count = 0
         self.log = MetricsLog(cfg.log_path) if cfg.log_path else None
@@ -175,6 +179,7 @@ class Trainer:
         # equal the no-grad pass's up to fp32 rounding (autograd may pick other kernels), and logp_old then comes
         # from the very code path every update uses, so the first ratio is exactly 1.
         first = None
+        t_update = time.perf_counter()  # a fused first forward belongs to the updates (its FLOPs are counted there)
         if self._fuse_first_pass and cfg.minibatches == 1 and cfg.grad_accum == 1:
             first = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
             logp_old, ent_old = first[0].detach(), first[1].detach()
@@ -189,7 +194,8 @@ class Trainer:
         N = len(batch)
         sums: dict[str, float] = {}
         n_updates = 0
-        t_update = time.perf_counter()
+        if first is None:
+            t_update = time.perf_counter()
         for _ in range(cfg.epochs):
             order = torch.randperm(N, generator=self.generator)
             for rows in order.tensor_split(cfg.minibatches):
@@ -319,7 +325,13 @@ class Trainer:
         tensors, state = load_state(directory)
         if state["task"] != _task_info(task):
             raise ValueError(f"checkpoint was written for task {state['task']}, not {_task_info(task)}")
-        config = TrainConfig.from_dict(state["config"]).replace(**overrides)
+        saved = TrainConfig.from_dict(state["config"])
+        fixed = [k for k, v in overrides.items() if k in FIXED_ON_RESUME and v != getattr(saved, k)]
+        if fixed:
+            raise ValueError(f"cannot change {fixed} when resuming: they fix the optimizer, the model, the random "
+                             f"streams or which controllers exist; start a new run instead. Changeable: everything "
+                             f"else (steps, lr, weight_decay, eps_*, zeta_max, log_path, ...)")
+        config = saved.replace(**overrides)
         base = state.get("base_model_path")
         if base is not None:  # a LoRA run: the frozen base from its directory, the adapters from the checkpoint
             import peft
@@ -332,6 +344,8 @@ class Trainer:
         trainer = cls(config, task, model=model, tokenizer=tokenizer, device=device, base_model_path=base)
         load_optimizer_state(trainer.optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")},
                              state["optimizer"])
+        for group in trainer.optimizer.param_groups:  # the saved groups carry the old values; the config wins
+            group["lr"], group["weight_decay"] = config.lr, config.weight_decay
         trainer._sample_rng = {k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")}
         trainer.generator.set_state(tensors["rng.generator"])
         for name, ctrl in (("zeta", trainer.zeta_ctrl), ("eps_high", trainer.eps_ctrl), ("entropy_coef", trainer.coef_ctrl)):
