@@ -335,6 +335,8 @@ def test_a_log_cut_mid_line_does_not_block_resume(tmp_path, tok, task):
     log.write_text(log.read_text() + '{"step": 2, "entr')  # the crash came mid-write
     Trainer.resume(tmp_path / "ckpt", task).train(progress=False)
     assert [r["step"] for r in read_metrics(log)] == [0, 1]
+    meta = json.loads(log.with_suffix(".meta.json").read_text())
+    assert meta["start_step"] == 0 and meta["resumes"][0]["start_step"] == 1  # the sidecar records the resume
 
 
 def test_config_catches_loss_option_typos_and_zeta_outside_its_bounds():

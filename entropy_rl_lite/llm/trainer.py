@@ -17,6 +17,7 @@ These are the functions the bandit engine calls; a bandit is the special case of
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import time
 from pathlib import Path
@@ -129,6 +130,11 @@ class Trainer:
                 "start_step": step, **run_metadata(self.device)}
         if step == 0 or not self.log.meta_path.exists():
             self.log.write_meta(meta)
+        else:  # a resumed run: keep the original sidecar and record where and with what it continued
+            old = json.loads(self.log.meta_path.read_text())
+            old.setdefault("resumes", []).append({k: meta[k] for k in ("resumed_from", "start_step", "config",
+                                                                      "started_utc", "hardware", "git_commit")})
+            self.log.write_meta(old)
         self._log_started = True
 
     # -- randomness ---------------------------------------------------------------------------------
