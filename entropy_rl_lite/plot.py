@@ -20,12 +20,13 @@ def _plt():
 
 
 def curves(runs: Mapping[str, History | Tensor], field: str = "entropy", ax: Any = None, band: str = "minmax",
-           ylabel: str | None = None, title: str | None = None) -> Any:
+           ylabel: str | None = None, title: str | None = None, x: Mapping[str, Tensor] | None = None) -> Any:
     """One line per run: the seed mean of `field` per step, with a band over seeds.
 
     band: 'minmax' (lowest to highest seed), 'iqr' (25th to 75th percentile), 'std' (mean ± 1 sd) or None.
 
     runs: name -> History (its `field`, [steps, seeds]) or a tensor [steps] / [steps, seeds].
+    x: name -> the step numbers of that run's rows (default 0, 1, 2, ...).
     """
     if band not in ("minmax", "iqr", "std", None):
         raise ValueError(f"unknown band {band!r}; known: 'minmax', 'iqr', 'std', None")
@@ -35,7 +36,7 @@ def curves(runs: Mapping[str, History | Tensor], field: str = "entropy", ax: Any
         y = getattr(run, field) if isinstance(run, History) else run
         y = torch.as_tensor(y, dtype=torch.float64)
         y = y[:, None] if y.dim() == 1 else y.reshape(y.shape[0], -1)
-        steps = torch.arange(y.shape[0])
+        steps = torch.arange(y.shape[0]) if x is None or name not in x else torch.as_tensor(x[name])
         (line,) = ax.plot(steps, y.mean(1), label=name)
         if band and y.shape[1] > 1:
             if band == "minmax":
@@ -101,24 +102,30 @@ def metrics(runs: Mapping[str, Any], fields: Sequence[str] = ("entropy", "reward
         _, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.2), dpi=80, squeeze=False)
         axes = axes[0]
     for ax, field in zip(axes, fields):
-        series = {}
+        series, xs = {}, {}
         for name, run in runs.items():
             group = run if isinstance(run, (list, tuple)) and run and not isinstance(run[0], dict) else [run]
-            ys = []
+            ys, steps = [], None
             for one in group:
                 rows = read_metrics(one) if not isinstance(one, list) else one
+                if not rows:
+                    raise ValueError(f"run {name!r} has no rows (an empty log or history)")
                 missing = [r["step"] for r in rows if field not in r]
                 if missing:
                     raise ValueError(f"run {name!r} has no field {field!r} (known: {sorted(rows[0])})")
                 ys.append(torch.tensor([float("nan") if r[field] is None else r[field] for r in rows], dtype=torch.float64))
+                steps = torch.tensor([r["step"] for r in rows]) if steps is None else steps
             n = min(len(y) for y in ys)
             y = torch.stack([y[:n] for y in ys], 1)  # [steps, runs]
-            if smooth > 1:  # trailing mean: step t averages steps max(0, t-smooth+1)..t
-                c = torch.cat([torch.zeros(1, y.shape[1], dtype=y.dtype), y.cumsum(0)])
+            if smooth > 1:  # trailing mean over the last `smooth` steps that have a value (a logged null is skipped)
+                ok = ~torch.isnan(y)
+                c = torch.cat([torch.zeros(1, y.shape[1], dtype=y.dtype), torch.where(ok, y, 0).cumsum(0)])
+                k = torch.cat([torch.zeros(1, y.shape[1], dtype=y.dtype), ok.to(y.dtype).cumsum(0)])
                 idx = torch.arange(1, n + 1)
-                y = (c[idx] - c[(idx - smooth).clamp_min(0)]) / (idx - (idx - smooth).clamp_min(0))[:, None]
-            series[name] = y
-        curves(series, field, ax=ax)
+                lo = (idx - smooth).clamp_min(0)
+                y = (c[idx] - c[lo]) / (k[idx] - k[lo])  # 0/0 -> nan only where the whole window is empty
+            series[name], xs[name] = y, steps[:n]
+        curves(series, field, ax=ax, x=xs)
     if title:
         axes[0].figure.suptitle(title)
     return axes

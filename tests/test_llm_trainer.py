@@ -345,3 +345,15 @@ def test_config_catches_loss_option_typos_and_zeta_outside_its_bounds():
     with pytest.raises(ValueError, match="zeta_min, zeta_max"):
         TrainConfig(repo="repo_r", zeta=0.5, zeta_control=True)
     assert TrainConfig(objective="clip_cov", loss_kwargs={"clip_cov_ratio": 1e-3}).loss_kwargs
+
+
+def test_replot_uses_logged_steps_and_skips_nulls_when_smoothing():
+    import matplotlib.pyplot as plt
+    rows = [{"step": 5 + i, "entropy": v} for i, v in enumerate([1.0, None, 3.0, 5.0])]
+    (ax,) = erl.plot.metrics({"resumed run": rows}, fields=("entropy",), smooth=2)
+    xs, ys = ax.lines[0].get_data()
+    assert list(xs) == [5, 6, 7, 8]  # the log's own step numbers, not 0..3
+    assert list(ys) == [1.0, 1.0, 3.0, 4.0]  # a null is left out of its windows instead of blanking them
+    plt.close("all")
+    with pytest.raises(ValueError, match="no rows"):
+        erl.plot.metrics({"empty": []}, fields=("entropy",))
