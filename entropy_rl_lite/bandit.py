@@ -19,12 +19,13 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ._checks import check_choice, check_int, check_number, check_tensor, trusted
+from ._rl_fields import check_rl_fields
 from .adapo import EpsHighController
-from .advantages import ADVANTAGES, expected_group_advantages, group_advantages
+from .advantages import expected_group_advantages, group_advantages
 from .controllers import EntropyCoefController
 from .entropy import GRADIENTS, _entropy_from_logp
-from .losses import OBJECTIVES, policy_loss
-from .repo import REPO_VARIANTS, ZetaController, shape_advantage
+from .losses import policy_loss
+from .repo import ZetaController, shape_advantage
 
 ESTIMATORS = ("exact", "sampled")
 OPTIMIZERS = ("sgd", "adam")
@@ -68,49 +69,21 @@ class BanditConfig:
     loss_kwargs: dict[str, Any] = field(default_factory=dict)  # extra policy_loss options (clip_cov_ratio, ...)
 
     def __post_init__(self) -> None:
+        check_rl_fields(self)  # the fields shared with the LLM trainer's TrainConfig
         check_choice("estimator", self.estimator, ESTIMATORS)
-        check_choice("objective", self.objective, OBJECTIVES)
-        check_choice("advantage", self.advantage, ADVANTAGES)
         check_choice("gradient", self.gradient, GRADIENTS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("repo", self.repo, REPO_VARIANTS)
-        check_number("lr", self.lr, low=0.0)
         check_int("steps", self.steps, low=0)
         check_int("seeds", self.seeds, low=1)
         check_int("group_size", self.group_size, low=2 if self.advantage != "none" else 1)
         check_int("epochs", self.epochs, low=1)
-        check_number("eps_low", self.eps_low, low=0.0, high=1.0)
-        check_number("eps_high", self.eps_high, low=0.0)
         check_number("ratio_bias", self.ratio_bias, low=0.0, low_open=True)
-        check_number("entropy_coef", self.entropy_coef, low=0.0 if self.entropy_coef_control else None)
-        check_number("entropy_coef_rate", self.entropy_coef_rate, low=0.0, low_open=True)
-        check_number("beta", self.beta)
-        check_number("zeta", self.zeta)
-        check_number("adv_eps", self.adv_eps, low=0.0)
-        if self.target_entropy is not None:
-            check_number("target_entropy", self.target_entropy, low=0.0)
-        check_number("zeta_min", self.zeta_min, low=0.0, low_open=True)
-        check_number("zeta_max", self.zeta_max, low=self.zeta_min)
-        check_number("eps_high_min", self.eps_high_min, low=0.0)
-        check_number("eps_high_max", self.eps_high_max, low=self.eps_high_min)
-        check_number("adapo_factor", self.adapo_factor, low=1.0, low_open=True)
-        if self.zeta_control and self.zeta != 0 and not self.zeta_min <= abs(self.zeta) <= self.zeta_max:
-            raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = [{self.zeta_min}, "
-                             f"{self.zeta_max}] when zeta_control=True, got {self.zeta}")
-        if self.adapo and not self.eps_high_min <= self.eps_high <= self.eps_high_max:
-            raise ValueError(f"eps_high must lie in [eps_high_min, eps_high_max] = [{self.eps_high_min}, "
-                             f"{self.eps_high_max}] when adapo=True, got {self.eps_high}")
         check_number("reward_noise", self.reward_noise, low=0.0)
         if self.reward_noise > 0 and self.estimator != "sampled":
             raise ValueError("reward_noise > 0 needs estimator='sampled' (the exact estimator takes expectations)")
         if self.bernoulli_rewards and self.estimator != "sampled":
             raise ValueError("bernoulli_rewards=True needs estimator='sampled' (the exact estimator reads the table "
                              "as deterministic rewards)")
-        if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
-            raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
-        bad = set(self.loss_kwargs) - {"clip_cov_ratio", "clip_cov_bounds", "kl_cov_ratio", "kl_coef", "horizon"}
-        if bad:
-            raise ValueError(f"loss_kwargs has unknown keys {sorted(bad)}")
 
     def replace(self, **changes: Any) -> "BanditConfig":
         """A copy with some fields changed (validated again)."""

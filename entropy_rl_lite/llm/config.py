@@ -6,20 +6,15 @@ advantage, eps_low/eps_high, repo, zeta, adapo, ...), because both feed the same
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._checks import check_choice, check_int, check_number
-from ..advantages import ADVANTAGES
-from ..losses import AGGREGATIONS, OBJECTIVES, policy_loss
-from ..repo import REPO_VARIANTS
+from .._rl_fields import check_rl_fields
+from ..losses import AGGREGATIONS
 from .profiles import PROFILES
 
 DTYPES = ("float32", "bfloat16")
-# policy_loss's keyword-only options (horizon, clip_cov_ratio, ...), except those the trainer passes itself.
-LOSS_OPTIONS = tuple(name for name, p in inspect.signature(policy_loss).parameters.items()
-                     if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "generator")
 OPTIMIZERS = ("adamw", "sgd")
 
 
@@ -80,10 +75,8 @@ class TrainConfig:
         check_choice("profile", self.profile, PROFILES)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("objective", self.objective, OBJECTIVES)
-        check_choice("advantage", self.advantage, ADVANTAGES)
         check_choice("agg", self.agg, AGGREGATIONS)
-        check_choice("repo", self.repo, REPO_VARIANTS)
+        check_rl_fields(self)  # the fields shared with the bandit engine's BanditConfig
         check_int("seed", self.seed, low=0)
         check_int("steps", self.steps, low=0)
         check_int("prompts_per_step", self.prompts_per_step, low=1)
@@ -93,7 +86,6 @@ class TrainConfig:
                              f"another sample), got {self.group_size}")
         check_int("max_new_tokens", self.max_new_tokens, low=1)
         check_number("temperature", self.temperature, low=0.0, low_open=True)
-        check_number("lr", self.lr, low=0.0)
         check_number("weight_decay", self.weight_decay, low=0.0)
         check_int("epochs", self.epochs, low=1)
         check_int("minibatches", self.minibatches, low=1)
@@ -103,28 +95,6 @@ class TrainConfig:
                              f"{self.prompts_per_step * self.group_size} sequences")
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
-        check_number("adv_eps", self.adv_eps, low=0.0)
-        check_number("eps_low", self.eps_low, low=0.0, high=1.0)
-        check_number("eps_high", self.eps_high, low=0.0)
-        check_number("entropy_coef", self.entropy_coef)
-        check_number("entropy_coef_rate", self.entropy_coef_rate, low=0.0)
-        check_number("beta", self.beta)
-        check_number("zeta", self.zeta)
-        check_number("zeta_min", self.zeta_min, low=0.0, low_open=True)
-        check_number("zeta_max", self.zeta_max, low=self.zeta_min)
-        if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
-            raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
-        if self.zeta_control and self.zeta != 0 and not self.zeta_min <= abs(self.zeta) <= self.zeta_max:
-            raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = [{self.zeta_min:g}, "
-                             f"{self.zeta_max:g}] when zeta_control=True, got {self.zeta:g}")
-        check_number("eps_high_min", self.eps_high_min, low=0.0)
-        check_number("eps_high_max", self.eps_high_max, low=self.eps_high_min)
-        check_number("adapo_factor", self.adapo_factor, low=1.0, low_open=True)
-        if self.adapo and not self.eps_high_min <= self.eps_high <= self.eps_high_max:
-            raise ValueError(f"eps_high must lie in [eps_high_min, eps_high_max] = [{self.eps_high_min}, "
-                             f"{self.eps_high_max}] when adapo=True, got {self.eps_high}")
-        if self.target_entropy is not None:
-            check_number("target_entropy", self.target_entropy, low=0.0)
         check_int("pass_k", self.pass_k, low=1)
         if self.pass_k > self.group_size:
             raise ValueError(f"pass_k must be <= group_size={self.group_size} (pass@k needs k samples), "
@@ -133,11 +103,6 @@ class TrainConfig:
         check_int("checkpoint_every", self.checkpoint_every, low=0)
         if self.checkpoint_every and self.checkpoint_dir is None:
             raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
-        if not isinstance(self.loss_kwargs, dict):
-            raise TypeError(f"loss_kwargs must be a dict, got {type(self.loss_kwargs).__name__}")
-        unknown = sorted(set(self.loss_kwargs) - set(LOSS_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown loss_kwargs {unknown}; policy_loss options: {list(LOSS_OPTIONS)}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed (validated again); unknown field names raise."""
