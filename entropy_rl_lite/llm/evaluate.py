@@ -7,6 +7,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int
+from ..losses import masked_mean
 from ..metrics import distinct_correct, pass_at_k
 from .rollout import Rollout, completion_logprobs, rng_devices, rollout_from_text, sample, seed_rng
 from .warmstart import TextTask
@@ -53,7 +54,7 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: T
     mask = batch.completion_mask
     rewards = torch.tensor([float(task.verify(prompts[i // G], c)) for i, c in enumerate(batch.completions)])
     out: dict[str, Any] = {"reward": rewards.mean().item(), **group_metrics(batch, rewards, ks),
-                           "entropy": ((ent * mask).sum() / mask.sum()).item()}
+                           "entropy": masked_mean(ent, mask).item()}
     per_prompt = []
     for g, p in enumerate(prompts):
         ok = rewards[g * G:(g + 1) * G] > 0

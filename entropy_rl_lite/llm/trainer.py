@@ -32,7 +32,7 @@ from .._checks import trusted
 from ..adapo import EpsHighController
 from ..advantages import group_advantages
 from ..controllers import EntropyCoefController
-from ..losses import entropy_bonus_loss, policy_loss
+from ..losses import entropy_bonus_loss, masked_mean, policy_loss
 from ..repo import ZetaController, shape_advantage
 from .checkpoint import load_optimizer_state, load_state, optimizer_state, save_state
 from .config import TrainConfig
@@ -63,11 +63,6 @@ def _is_peft(model: Any) -> bool:
     except ImportError:
         return False
     return isinstance(model, peft.PeftModel)
-
-
-def masked_mean(x: Tensor, mask: Tensor) -> float:
-    """Σ mask·x / Σ mask as a Python float (token-mean over completion tokens)."""
-    return ((x * mask).sum() / mask.sum().clamp_min(1)).item()
 
 
 class Trainer:
@@ -192,7 +187,7 @@ class Trainer:
         else:
             with torch.no_grad():
                 logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
-        entropy = masked_mean(ent_old, mask)  # the sampling policy's token-mean entropy
+        entropy = masked_mean(ent_old, mask).item()  # the sampling policy's token-mean entropy
         zeta = self.zeta_ctrl.update(entropy) if self.zeta_ctrl else cfg.zeta
         eps_high = self.eps_ctrl.update(entropy) if self.eps_ctrl else cfg.eps_high
         coef = self.coef_ctrl.update(entropy) if self.coef_ctrl else cfg.entropy_coef
@@ -275,7 +270,7 @@ class Trainer:
             if coef:
                 loss = loss + entropy_bonus_loss(ent, mask, coef, cfg.agg)
             (loss * share).backward()
-            part_metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask)}
+            part_metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask).item()}
             part_metrics.update({k: float(v) for k, v in m.items() if k in (
                 "clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")})
             for k, v in part_metrics.items():
