@@ -114,8 +114,13 @@ def test_two_ranks_hold_the_same_zeta_and_eps_high(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parents[1])}
     # accelerate's multi-process launcher is torchrun behind `--multi_gpu`; with GRPOConfig(use_cpu=True) the
     # processes form a CPU group over gloo (`--cpu` alone would start a single process).
+    import socket
+    with socket.socket() as sock:  # a free port, not torchrun's fixed 29500 (another run may hold it)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(tmp_path)]
+           "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
+           "--dynamo_backend", "no", str(script), str(tmp_path)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
