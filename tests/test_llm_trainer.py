@@ -269,28 +269,53 @@ def test_correct_mass_is_what_the_sampled_reward_estimates(tok, task):
 
 
 def test_reusing_the_first_forward_pass_for_logp_old_changes_nothing(tok, task):
-    """minibatches = 1: logp_old comes from the first update's forward instead of a separate no-grad pass."""
+    """minibatches = 1: logp_old comes from the first update's forward instead of a separate no-grad pass.
+
+    One iteration with three epochs: both runs sample the same batch from the same weights, then update on it.
+    The two paths build different autograd graphs (the fused one indexes the full-batch pass by the epoch's row
+    order), so gradients, weights and log-probs agree to fp32 rounding, not bitwise, and by how much depends on the
+    CPU's kernels. DELTA bounds the log-prob disagreement that rounding can cause here: |log π| < 6 nats on this
+    model, fp32's unit roundoff is 6e-8, and a few dozen roundings along the 2-layer forward pass give ~1e-5.
+    """
+    DELTA = 1e-5
     model = build_model(tok, "ci", seed=0)
     warm_start(model, tok, task, steps=40, batch_size=32)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = TrainConfig(steps=3, prompts_per_step=3, group_size=4, epochs=3, eps_high=0.28, lr=3e-3)
+    cfg = TrainConfig(steps=1, prompts_per_step=3, group_size=4, epochs=3, eps_high=0.28, lr=3e-3)
     runs = []
     for fuse in (True, False):
         model.load_state_dict(state)
         tr = Trainer(cfg, task, model=model, tokenizer=tok)
         tr._fuse_first_pass = fuse
-        runs.append((_without_timing(tr.train(progress=False)), {k: v.clone() for k, v in model.state_dict().items()}))
+        runs.append((_without_timing(tr.train(progress=False))[0], {k: v.clone() for k, v in model.state_dict().items()}))
     (fused, w_fused), (separate, w_separate) = runs
-    # The policy, its samples and rewards are the same at every step; the grad-enabled and no-grad forward passes
-    # may differ in the last bits (different kernels), so losses and weights agree to fp32 rounding, not bitwise.
-    for a, b in zip(fused, separate):
-        for k in ("entropy", "reward", "distinct_correct", "completion_len", "tokens"):
-            assert a[k] == pytest.approx(b[k], rel=1e-6), k
-        for k in ("loss", "ratio_mean", "approx_kl", "grad_norm"):
-            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), k
-    for k in w_fused:
-        torch.testing.assert_close(w_fused[k], w_separate[k], rtol=1e-5, atol=1e-6)
-    assert fused[-1]["ratio_mean"] != 1.0  # the later epochs did move the policy
+    for k in ("reward", "distinct_correct", "completion_len", "tokens"):   # the same draws: exactly equal
+        assert fused[k] == separate[k], k
+    assert fused["entropy"] == pytest.approx(separate["entropy"], abs=DELTA)   # a mean of per-token entropies
+    # Weights: compared as a whole. Adam divides each gradient by its own running scale, so a coordinate whose
+    # gradient is itself at the rounding level can move by a visible fraction of lr in one run and not the other;
+    # a real difference (logp_old from the wrong rows, say) moves every coordinate by O(lr), ~1e-2 of the norm.
+    diff = torch.cat([(w_fused[k] - w_separate[k]).flatten() for k in w_fused]).norm()
+    assert diff <= 1e-5 * torch.cat([w.flatten() for w in w_separate.values()]).norm()
+    # The log-probs of the two updated policies on one batch: the quantity every ratio is made of.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        batch = sample(model, tok, list(task.prompts), group_size=4, max_new_tokens=4)
+    scored = []
+    for w in (w_fused, w_separate):
+        model.load_state_dict(w)
+        with torch.no_grad():
+            scored.append(completion_logprobs(model, batch)[0][batch.completion_mask.bool()])
+    assert (scored[0] - scored[1]).abs().max() <= DELTA
+    # Derived metrics carry DELTA through their own arithmetic. ratio_mean: dr = r d(log r), |d log r| <= 2 DELTA.
+    assert fused["ratio_mean"] == pytest.approx(separate["ratio_mean"], abs=2 * DELTA * fused["ratio_max"])
+    # approx_kl = mean(r - 1 - log r) ~ mean(d^2)/2 with d = log r: a small difference of order-one terms. Its change
+    # is mean(|r - 1| |Δd|) <= sqrt(mean d^2) * 2 DELTA = sqrt(2 kl) * 2 DELTA (Cauchy-Schwarz), far below kl itself.
+    kl = separate["approx_kl"]
+    assert fused["approx_kl"] == pytest.approx(kl, abs=2 * DELTA * (2 * kl) ** 0.5)
+    for k in ("loss", "grad_norm"):   # order-one sums of per-token terms, each off by O(DELTA)
+        assert fused[k] == pytest.approx(separate[k], rel=1e-4, abs=10 * DELTA), k
+    assert fused["ratio_mean"] != 1.0 and kl > 1e-3   # the later epochs did move the policy: the check has teeth
 
 
 # -- review fixes: each of these was a silent wrong answer or a late, unnamed failure ----------------------
