@@ -3,6 +3,8 @@
     python -m entropy_rl_lite.book list
     python -m entropy_rl_lite.book run [CHAPTER ...] [--inplace] [--profile ci|cpu|gpu]
     python -m entropy_rl_lite.book html
+    python -m entropy_rl_lite.book files [--samples]
+    python -m entropy_rl_lite.book variants
 
 CHAPTER is a number ("01"), a slug ("softmax_bandits") or a path. `run` executes into _build/chapters/
 and leaves the committed notebooks alone unless --inplace (for authors refreshing stored outputs).
@@ -21,7 +23,7 @@ from typing import Any
 
 PROFILES = ("ci", "cpu", "gpu")
 NBVAL_MODES = ("lax", "skip")
-SETTINGS = {"profile": str, "budget_s": (int, float), "nbval": str, "gpu": bool}
+SETTINGS = {"profile": str, "budget_s": (int, float), "nbval": str, "gpu": bool, "samples": bool}
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Chapter:
     budget_s: float = 120.0
     nbval: str = "lax"
     gpu: bool = False
+    samples: bool = False          # samples or trains: its numbers depend on the float kernels (test-portable)
 
     @property
     def stem(self) -> str:
@@ -98,7 +101,7 @@ def load_book(path: str | Path = "book.yml") -> Book:
         raise ValueError("book.yml: project.toc must be a non-empty list")
     execution = data.get("execution", {}) or {}
     defaults = _settings("defaults", execution.get("defaults", {}),
-                         {"profile": "ci", "budget_s": 120.0, "nbval": "lax", "gpu": False})
+                         {"profile": "ci", "budget_s": 120.0, "nbval": "lax", "gpu": False, "samples": False})
     per_file = execution.get("chapters", {}) or {}
 
     chapters: list[Chapter] = []
@@ -206,11 +209,38 @@ def execute(book: Book, chapter: Chapter, inplace: bool = False, profile: str | 
     return elapsed
 
 
-def nbval_files(book: Book) -> list[Path]:
-    """Notebooks the tests execute: every chapter not marked `nbval: skip`, then every solutions notebook."""
-    files = [Path(c.file) for c in book.chapters if c.nbval != "skip"]
+def nbval_files(book: Book, samples_only: bool = False) -> list[Path]:
+    """Notebooks the tests execute: every chapter not marked `nbval: skip`, then every solutions notebook.
+
+    samples_only: just the chapters marked `samples: true` and their solutions (what `make test-portable` reruns).
+    """
+    chapters = [c for c in book.chapters if c.nbval != "skip" and (c.samples or not samples_only)]
     solutions = sorted((book.root / "chapters" / "solutions").glob("*.ipynb"))
-    return files + [s.relative_to(book.root) for s in solutions]
+    if samples_only:
+        stems = {c.stem for c in chapters}
+        solutions = [s for s in solutions if s.stem.removesuffix("_solutions") in stems]
+    return [Path(c.file) for c in chapters] + [s.relative_to(book.root) for s in solutions]
+
+
+def kernel_variants() -> dict[str, dict[str, str]]:
+    """Float-kernel configurations other than this machine's native one: name -> environment variables.
+
+    Each makes PyTorch (ATen's vectorised CPU kernels) or MKL (matrix products) take another code path, the
+    way another CPU would: `default` is ATen's scalar path (no SIMD), `avx2` the path of an AVX2-only x86 CPU
+    (offered where the native one is AVX-512), `mkl-compatible` MKL's conservative, CPU-independent path.
+    The variables are read when torch loads, so each must be set before the process starts.
+    """
+    import torch
+
+    native = torch.backends.cpu.get_cpu_capability().lower()   # honours ATEN_CPU_CAPABILITY if it is already set
+    variants = {"default": {"ATEN_CPU_CAPABILITY": "default"}}
+    if native.startswith("avx512"):
+        variants["avx2"] = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+    if torch.backends.mkl.is_available():
+        variants["mkl-compatible"] = {"MKL_CBWR": "COMPATIBLE"}
+    if native == "default":   # already scalar (or ATEN_CPU_CAPABILITY set): nothing of ATen's left to vary
+        variants.pop("default")
+    return variants
 
 
 def cmd_list(book: Book) -> None:
@@ -297,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--inplace", action="store_true", help="refresh the committed notebooks' outputs")
     run.add_argument("--profile", choices=PROFILES, help="override each chapter's profile (sets ERL_PROFILE)")
     sub.add_parser("html", help="render the executed book to _build/html/")
-    sub.add_parser("files", help="print the notebooks nbval checks: chapters (unless nbval: skip) and solutions")
+    files = sub.add_parser("files", help="print the notebooks nbval checks: chapters (unless nbval: skip) and solutions")
+    files.add_argument("--samples", action="store_true", help="only chapters marked `samples: true`, and their solutions")
+    sub.add_parser("variants", help="print the non-native float-kernel configurations, one per line: NAME VAR=VALUE ...")
     args = ap.parse_args(argv)
     book = load_book(args.book)
     if args.cmd == "list":
@@ -306,7 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "run":
         return cmd_run(book, args.chapters, args.inplace, args.profile)
     if args.cmd == "files":
-        print("\n".join(str(p) for p in nbval_files(book)))
+        print("\n".join(str(p) for p in nbval_files(book, samples_only=args.samples)))
+        return 0
+    if args.cmd == "variants":
+        for name, env in kernel_variants().items():
+            print(name, *(f"{k}={v}" for k, v in env.items()))
         return 0
     index = cmd_html(book)
     print(f"open {index}")

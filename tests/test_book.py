@@ -126,3 +126,34 @@ def test_gpu_chapters_pick_the_gpu_profile_only_for_readers_with_cuda(monkeypatc
     assert chapter_profile(gpu_ch, profile="cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert chapter_profile(gpu_ch) == "ci"
+
+
+def test_portable_files_are_the_sampling_chapters_and_their_solutions(the_book, tmp_path):
+    files = [p.as_posix() for p in book.nbval_files(the_book, samples_only=True)]
+    sampled = [c for c in the_book.chapters if c.samples]
+    assert [c.file for c in sampled] == files[:len(sampled)]
+    assert {c.stem for c in sampled} >= {"05_numerical_precision", "08_trainability", "09_tokens", "10_tiny_lm", "11_capstone"}
+    assert all(f"chapters/solutions/{c.stem}_solutions.ipynb" in files for c in sampled)
+    assert "chapters/00_preface.ipynb" not in files and "chapters/solutions/00_preface_solutions.ipynb" not in files
+    with pytest.raises(ValueError, match="samples='yes'"):
+        book.load_book(_tiny_book(tmp_path, ["x = 1"], {"samples": "yes"}))
+
+
+def test_kernel_variants_differ_from_the_native_configuration(monkeypatch):
+    import torch
+
+    for native, expected in (("AVX512", {"default", "avx2"}), ("AVX2", {"default"}), ("DEFAULT", set())):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda native=native: native)
+        monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: False)
+        assert set(book.kernel_variants()) == expected, native
+        monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: True)
+        variants = book.kernel_variants()
+        assert set(variants) == expected | {"mkl-compatible"} and variants["mkl-compatible"] == {"MKL_CBWR": "COMPATIBLE"}
+        assert all(env.get("ATEN_CPU_CAPABILITY", "").upper() != native for env in variants.values())
+
+
+def test_variants_command_prints_one_environment_per_line(capsys):
+    assert book.main(["--book", str(ROOT / "book.yml"), "variants"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        name, *assignments = line.split()
+        assert name in book.kernel_variants() and assignments and all(re.fullmatch(r"[A-Z_]+=\w+", a) for a in assignments)
