@@ -42,6 +42,21 @@ QUANTITIES: dict[str, dict[str, str]] = {
         **{f"{k} std": f"stats[{k!r}]['std']" for k in (
             "A decode vs full, bf16", "B same, eager attention", "C bf16 vs fp32 softmax", "D decode vs full, fp32")},
     },
+    "09_tokens": {
+        "surprisal mean - exact / se": "(estimators['mean surprisal −log π(y_t)'].mean().item() - per_token_exact) / (estimators['mean surprisal −log π(y_t)'].std().item() / n_batches**0.5)",
+        "logged entropy mean - exact / se": "(estimators['logged entropy (token-mean of H)'].mean().item() - per_token_exact) / (estimators['logged entropy (token-mean of H)'].std().item() / n_batches**0.5)",
+        "sd ratio surprisal / logged": "sd_ratio",
+        "GRPO final H/T / H0": "(grpo_tok[-1].mean() / H0_tok).item()",
+        "GRPO final P(correct)": "R_grpo[-1].mean().item()",
+        "GRPO final max per-position H": "H_grpo[-1].mean(0).max().item()",
+        "zeta 0.1 - GRPO, min over steps of seed means": "(r1_tok[1:].mean(1) - grpo_tok[1:].mean(1)).min().item()",
+        "zeta 0.1 above GRPO at step 100, seeds of 16": "int((r1_tok[100] > grpo_tok[100]).sum())",
+        "zeta 0.1 final P(correct)": "R_r1[-1].mean().item()",
+        "zeta 0.1 final H/T / H0": "(r1_tok[-1].mean() / H0_tok).item()",
+        "zeta 0.3 final H/T / H0": "(r3_tok[-1].mean() / H0_tok).item()",
+        "zeta 0.3 final P(correct)": "R_r3[-1].mean().item()",
+        "zeta 0.3 last position H / uniform-correct": "(H_r3[-1].mean(0)[-1] / H_ref[-1]).item()",
+    },
     "11_capstone": {
         "repo_r H end / grpo H end": "table_run.loc['repo_r', 'H end'] / table_run.loc['grpo', 'H end']",
         "repo_r H end / H start": "table_run.loc['repo_r', 'H end'] / table_run.loc['repo_r', 'H start']",
@@ -140,6 +155,22 @@ QUANTITIES: dict[str, dict[str, str]] = {
 # "<" or ">", threshold[, "log"]). A statistic over "every seed" is the min or max over the chapter's seeds in
 # one run. "log": a ratio or a count spread over decades, whose margin is measured in sds of its logarithm.
 CLAIMS: dict[str, list[tuple]] = {
+    "09_tokens": [
+        ("§2 logged entropy estimates H/T: mean within 4 s.e. of exact", "abs(q['logged entropy mean - exact / se'])", "<", 4),
+        ("§2 surprisal estimates H/T: mean within 4 s.e. of exact", "abs(q['surprisal mean - exact / se'])", "<", 4),
+        ("§2 surprisal's spread / logged entropy's > 3", "q['sd ratio surprisal / logged']", ">", 3),
+        ("§2 surprisal's spread / logged entropy's < 5", "q['sd ratio surprisal / logged']", "<", 5),
+        ("§4 GRPO: final H/T < 0.1 H0", "q['GRPO final H/T / H0']", "<", 0.1),
+        ("§4 GRPO: final P(correct) > 0.98", "q['GRPO final P(correct)']", ">", 0.98),
+        ("§4 GRPO: every position's entropy < 0.25", "q['GRPO final max per-position H']", "<", 0.25),
+        ("§4 ζ = 0.1 above GRPO at every step (seed means)", "q['zeta 0.1 - GRPO, min over steps of seed means']", ">", 0),
+        ("§4 ζ = 0.1 above GRPO at step 100 in ≥ 11 of 16 seeds", "q['zeta 0.1 above GRPO at step 100, seeds of 16']", ">", 10.5),
+        ("§4 ζ = 0.1: final P(correct) > 0.97", "q['zeta 0.1 final P(correct)']", ">", 0.97),
+        ("§4 ζ = 0.1: final H/T < 0.5 H0", "q['zeta 0.1 final H/T / H0']", "<", 0.5),
+        ("§4 ζ = 0.3: final H/T > 0.75 H0", "q['zeta 0.3 final H/T / H0']", ">", 0.75),
+        ("§4 ζ = 0.3: final P(correct) < 0.8", "q['zeta 0.3 final P(correct)']", "<", 0.8),
+        ("§4 ζ = 0.3: last position > 2 × the uniform-correct policy's", "q['zeta 0.3 last position H / uniform-correct']", ">", 2),
+    ],
     "11_capstone": [
         ("§3 GRPO late H / H0 < 0.5", "q['late H/H0 grpo']", "<", 0.5),
         ("§3 REPO-R late H / H0 > 0.5", "q['late H/H0 repo_r']", ">", 0.5),
