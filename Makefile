@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 STAMP := $(VENV)/.installed
 BOOK := $(PY) -m entropy_rl_lite.book
+# nbval: asserts are checked in every cell; outputs only in cells tagged nbval-check-output. The stored outputs
+# are the ci profile's, so the kernels run ci even on a GPU machine (where chapters would pick the gpu profile).
+NBVAL := ERL_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg \
+	--nbval-cell-timeout 600
 
-.PHONY: install book test test-lib test-book bench clean
+.PHONY: install book test test-lib test-book test-portable bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +32,20 @@ test: install test-lib test-book
 test-lib: install
 	$(PY) -m pytest tests -q
 
-# nbval over every chapter listed in book.yml and every solutions notebook: asserts are checked in every
-# cell; outputs only in cells tagged nbval-check-output. The stored outputs are the ci profile's, so the
-# kernels run ci even on a GPU machine (where the chapters would otherwise pick the gpu profile).
+# nbval over every chapter listed in book.yml and every solutions notebook.
 test-book: install
-	ERL_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg \
-		--nbval-cell-timeout 600 $$($(BOOK) files)
+	$(NBVAL) $$($(BOOK) files)
+
+# The library tests and every chapter that samples or trains (book.yml `samples: true`, with its solutions),
+# once under each float-kernel configuration other than this machine's (`$(BOOK) variants`: ATen's scalar
+# path, AVX2 where the CPU has AVX-512, MKL's CPU-independent path). Sampled runs differ between them; the
+# asserted claims must not. About 8 minutes per configuration on a 2-core CPU (24 for the three).
+test-portable: install
+	@$(BOOK) variants | while read -r name vars; do \
+		echo "== kernel configuration $$name: $$vars"; \
+		env $$vars $(PY) -m pytest tests -q -p no:cacheprovider || exit 1; \
+		env $$vars $(NBVAL) $$($(BOOK) files --samples) || exit 1; \
+	done
 
 bench: install
 	$(PY) benchmarks/bandit_engine.py
