@@ -3,6 +3,7 @@
     python portability/study.py run 10_tiny_lm --seeds 0 1 2 3 --variants native default avx2 --jobs 2
     python portability/study.py report 10_tiny_lm           # margins of every recorded quantity, per claim
     python portability/study.py outputs 05_numerical_precision   # nbval-check-output cells that vary
+    python portability/study.py findings 10_tiny_lm         # the aggregates the prose quotes (not asserts)
 
 Each run executes one notebook in a fresh kernel (nbclient) with ERL_SEED=<seed> and the variant's
 environment (`python -m entropy_rl_lite.book variants`), runs every cell even after a failing one, and
@@ -398,6 +399,52 @@ def cmd_claims(args) -> None:
         print("| " + " | ".join(cells) + " |" if args.markdown else "  ".join(f"{c:<12}" for c in cells))
 
 
+def _frozen_at_shift3(records: list[dict]) -> str:
+    counts: dict[str, list[int]] = {}
+    for r in records:
+        q = r["quantities"]
+        for key, hits in zip(q["shift3 hit keys"], q["shift3 hits"]):
+            start = key.rsplit(" ", 1)[0]
+            counts.setdefault(start, [0, 0])
+            counts[start][0] += hits == 0
+            counts[start][1] += 1
+    return ", ".join(f"{start} {frozen} of {n}" for start, (frozen, n) in counts.items())
+
+
+def _rho_gap(records: list[dict], outcome: str) -> str:
+    gaps = [r["quantities"][f"rho final, {outcome}"] - r["quantities"][f"rho cumulative, {outcome}"] for r in records]
+    key = f"bootstrap interval, {'log pbar3' if outcome == 'log pbar3' else 'distinct shift1'}"
+    excl = sum(lo > 0 or hi < 0 for lo, hi in (r["quantities"][key] for r in records))
+    return (f"{min(gaps):+.2f} to {max(gaps):+.2f}, final ahead in {sum(g > 0 for g in gaps)} of {len(gaps)} runs; "
+            f"95% interval excludes 0 in {excl} of {len(gaps)}")
+
+
+def _sweep(records: list[dict]) -> str:
+    means = [[sum(r["quantities"][f"sweep late H/H0 eps {e}"]) / 2 for e in ("0.1", "0.2", "0.5", "1.0")] for r in records]
+    mono = sum(m == sorted(m) or m == sorted(m, reverse=True) for m in means)
+    diff = [m[-1] - m[0] for m in means]
+    return (f"mean(1.0) − mean(0.1): {statistics.fmean(diff):+.3f} H0 on average, {min(diff):+.2f} to {max(diff):+.2f}; "
+            f"monotone in {mono} of {len(means)} runs")
+
+
+# Per notebook: aggregates over all runs that the chapters' prose and README.md quote (not asserts).
+FINDINGS = {
+    "10_tiny_lm": {
+        "shift-3 starts frozen for all 40 steps": _frozen_at_shift3,
+        "claim 13, ρ(final) − ρ(cumulative), shift-3 mass": lambda rs: _rho_gap(rs, "log pbar3"),
+        "claim 13, ρ(final) − ρ(cumulative), diversity after shift 1": lambda rs: _rho_gap(rs, "distinct shift1"),
+    },
+    "10_tiny_lm_solutions": {"(d) the ε_high sweep": _sweep},
+}
+
+
+def cmd_findings(args) -> None:
+    stem = find_notebook(args.notebook).stem
+    records = load(stem)
+    for text, fn in FINDINGS.get(stem, {}).items():
+        print(f"{text}: {fn(records)}")
+
+
 def cmd_outputs(args) -> None:
     records = load(find_notebook(args.notebook).stem)
     by_seed: dict[int, list[dict]] = {}
@@ -423,13 +470,14 @@ def main() -> None:
     run.add_argument("--jobs", type=int, default=1)
     run.add_argument("--timeout", type=int, default=1800)
     run.add_argument("--force", action="store_true", help="rerun even where a result file exists")
-    for name in ("report", "outputs", "claims"):
+    for name in ("report", "outputs", "claims", "findings"):
         p = sub.add_parser(name)
         p.add_argument("notebook")
         if name == "claims":
             p.add_argument("--markdown", action="store_true", help="a table for portability/README.md")
     args = ap.parse_args()
-    {"run": cmd_run, "report": cmd_report, "outputs": cmd_outputs, "claims": cmd_claims}[args.cmd](args)
+    {"run": cmd_run, "report": cmd_report, "outputs": cmd_outputs, "claims": cmd_claims,
+     "findings": cmd_findings}[args.cmd](args)
 
 
 if __name__ == "__main__":
