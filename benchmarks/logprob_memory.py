@@ -8,9 +8,12 @@ hidden states and the weight.
            autograd keeps several [B·T, V] tensors alive.
   chunked  erl.token_logprobs(hidden, weight, targets, chunk_size): logits of `chunk_size` tokens at a
            time, forward and (recomputed) backward, so only a few [chunk_size, V] blocks exist at once.
+  default  erl.token_logprobs(hidden, weight, targets): no chunk_size, so the library picks the rows per
+           chunk from its memory budget (erl.logprobs.chunk_rows, block_mib = erl.logprobs.BLOCK_MIB).
 
-Memory is measured in a fresh subprocess per path (this script re-run with `--worker naive` or
-`--worker chunked:256`), so one path's freed pages cannot hide the other's:
+Memory is measured in a fresh subprocess per path (this script re-run with `--worker naive`,
+`--worker chunked:256`, or `--worker chunked` for the default), so one path's freed pages cannot hide
+the other's:
   1. create the inputs (in place, no temporaries) and warm up BLAS/autograd on a tiny problem;
   2. reset the kernel's peak-RSS mark (write "5" to /proc/self/clear_refs) and read the baseline VmRSS;
   3. run forward + backward once;
@@ -25,6 +28,7 @@ float64 reference, and at full size).
     .venv/bin/python benchmarks/logprob_memory.py                       # everything, default sizes
     .venv/bin/python benchmarks/logprob_memory.py --skip-full-compare   # no full-size value comparison
     .venv/bin/python benchmarks/logprob_memory.py --worker chunked:128  # one measurement, JSON out
+    .venv/bin/python benchmarks/logprob_memory.py --worker chunked      # the same, at the default chunking
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 import entropy_rl_lite as erl  # noqa: E402
+from entropy_rl_lite.logprobs import BLOCK_MIB, chunk_rows  # noqa: E402
 from provenance import library_digest  # noqa: E402
 
 MB = 1e6
@@ -80,22 +85,39 @@ def naive_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Te
     return logp, entropy
 
 
-def forward_backward(path: str, chunk_size: int, x: dict[str, torch.Tensor]):
-    """One forward and backward pass; gradients land in x["hidden"].grad and x["weight"].grad."""
+def forward_backward(path: str, chunk_size: int | None, x: dict[str, torch.Tensor]):
+    """One forward and backward pass; gradients land in x["hidden"].grad and x["weight"].grad.
+
+    chunk_size None calls token_logprobs without one: the library's default, rows from its memory budget.
+    """
     if path == "naive":
         logp, entropy = naive_logprobs(x["hidden"], x["weight"], x["targets"])
+    elif chunk_size is None:
+        logp, entropy = erl.token_logprobs(x["hidden"], x["weight"], x["targets"])
     else:
         logp, entropy = erl.token_logprobs(x["hidden"], x["weight"], x["targets"], chunk_size=chunk_size)
     ((logp * x["g1"]).sum() + (entropy * x["g2"]).sum()).backward()
     return logp.detach(), entropy.detach()
 
 
-def parse_path(spec: str) -> tuple[str, int]:
-    """"naive" -> ("naive", 0); "chunked" -> ("chunked", 1024); "chunked:256" -> ("chunked", 256)."""
+def parse_path(spec: str) -> tuple[str, int | None]:
+    """"naive" -> ("naive", 0); "chunked" -> ("chunked", None), the default; "chunked:256" -> ("chunked", 256)."""
     name, _, size = spec.partition(":")
     if name not in ("naive", "chunked") or (name == "naive" and size):
         raise ValueError(f"path must be naive, chunked or chunked:N, got {spec!r}")
-    return name, int(size) if size else (1024 if name == "chunked" else 0)
+    return name, int(size) if size else (None if name == "chunked" else 0)
+
+
+def default_rows(tokens: int, vocab: int) -> int:
+    """Rows per chunk that token_logprobs picks without a chunk_size (fp32 inputs), by the library's own rule."""
+    return chunk_rows(tokens, vocab, torch.float32)
+
+
+def label(path: str, chunk: int | None, tokens: int, vocab: int) -> str:
+    """Table name of a path: naive, chunked:256, or (chunk None) default:82, with the rows the budget picks."""
+    if path == "naive":
+        return "naive"
+    return f"default:{default_rows(tokens, vocab)}" if chunk is None else f"chunked:{chunk}"
 
 
 # ------------------------------------------------------------------------------------------- memory (worker)
@@ -163,7 +185,9 @@ def worker(spec: str, args: argparse.Namespace) -> dict:
     ru_after = ru_maxrss_bytes()
 
     grads = x["weight"].grad.numel() * 4 + x["hidden"].grad.numel() * 4
-    return {"path": path, "chunk": chunk, "baseline": baseline, "reset_ok": reset_ok,
+    default = path == "chunked" and chunk is None
+    rows = default_rows(args.tokens, args.vocab) if default else chunk
+    return {"path": path, "chunk": rows, "default": default, "baseline": baseline, "reset_ok": reset_ok,
             "ru_before": ru_before, "ru_peak": ru_after, "sampled_peak": sampler.peak,
             "samples": sampler.samples, "grads": grads, "seconds": seconds,
             "peak_increase": ru_after - baseline, "sampled_increase": sampler.peak - baseline,
@@ -188,17 +212,17 @@ def print_memory_table(results: list[dict], args: argparse.Namespace) -> None:
     print(f"\nPeak RSS above the baseline (inputs already allocated), one fresh process per row. "
           f"'workspace' = peak increase − the gradients both paths must hold "
           f"({grads / MB:.0f} MB: weight {args.vocab}×{args.dim} + hidden, fp32).")
-    head = (f"{'path':<14}{'peak Δ ru_maxrss':>18}{'peak Δ sampled':>16}{'workspace':>12}{'ws/block':>10}"
+    head = (f"{'path':<16}{'peak Δ ru_maxrss':>18}{'peak Δ sampled':>16}{'workspace':>12}{'ws/block':>10}"
             f"{'naive/this (peak)':>19}{'naive/this (ws)':>17}{'≤1/8 peak':>11}{'≤1/8 ws':>9}{'time s':>8}")
     print(head)
     print("-" * len(head))
     for r in results:
         ws = r["peak_increase"] - r["grads"]
         naive_ws = naive["peak_increase"] - naive["grads"]
-        name = "naive" if r["path"] == "naive" else f"chunked:{r['chunk']}"
+        name = label(r["path"], None if r["default"] else r["chunk"], args.tokens, args.vocab)
         ratio_p, ratio_w = naive["peak_increase"] / r["peak_increase"], naive_ws / ws
         block = (args.tokens if r["path"] == "naive" else min(r["chunk"], args.tokens)) * args.vocab * 4
-        print(f"{name:<14}{r['peak_increase'] / MB:>15.0f} MB{r['sampled_increase'] / MB:>13.0f} MB"
+        print(f"{name:<16}{r['peak_increase'] / MB:>15.0f} MB{r['sampled_increase'] / MB:>13.0f} MB"
               f"{ws / MB:>9.0f} MB{ws / block:>10.2f}{ratio_p:>18.2f}×{ratio_w:>16.2f}×"
               f"{goal_mark(r is naive, ratio_p):>11}{goal_mark(r is naive, ratio_w):>9}{r['seconds']:>8.1f}")
     notes = [r for r in results if not (r["reset_ok"] and r["ru_valid"])]
@@ -206,6 +230,13 @@ def print_memory_table(results: list[dict], args: argparse.Namespace) -> None:
         print(f"  note: {r['path']}:{r['chunk']} peak-mark reset ok={r['reset_ok']}, ru_maxrss valid={r['ru_valid']}")
     print(f"  ws/block = workspace in units of one fp32 logit block: [tokens × vocab] for naive, "
           f"[chunk × vocab] for chunked")
+    for r in results:
+        if r["default"]:
+            ratio = naive["peak_increase"] / r["peak_increase"]
+            print(f"  default (no chunk_size; block_mib = {BLOCK_MIB:g} MiB per [rows × vocab] fp32 block): "
+                  f"{r['chunk']} rows of {args.tokens} tokens, one block = {r['chunk'] * args.vocab * 4 / MB:.1f} MB; "
+                  f"peak {r['peak_increase'] / MB:.0f} MB = naive/{ratio:.2f}, goal ≤ naive/{GOAL_RATIO}: "
+                  f"{goal_mark(False, ratio)}")
     smallest = min(min(r["chunk"] or args.tokens, args.tokens) for r in results) * args.vocab * 4
     if smallest < 64 * 2**20:
         print(f"  CAUTION: the smallest logit block is {smallest / MB:.0f} MB. Blocks under glibc's mmap threshold "
@@ -241,8 +272,10 @@ def float64_reference(x: dict[str, torch.Tensor], piece: int = 256) -> dict[str,
             "grad_h": torch.cat(grads_h).reshape(x["hidden"].shape), "grad_w": w64.grad}
 
 
-def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_sizes: list[int]) -> None:
-    """Run the float64 reference, naive fp32 and chunked fp32 on the same inputs; print the largest differences."""
+def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_sizes: list[int | None]) -> None:
+    """Run the float64 reference, naive fp32 and chunked fp32 on the same inputs; print the largest differences.
+
+    A chunk size None is the library's default (no chunk_size passed)."""
     x = make_inputs(batch, tokens, args.vocab, args.dim, args.logit_scale, seed=1)
     ref64 = float64_reference(x)
     naive = run_for_values("naive", 0, x)
@@ -250,7 +283,8 @@ def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_size
     rows = [("naive fp32 vs float64", naive, ref64)]
     for c in chunk_sizes:
         out = run_for_values("chunked", c, x)
-        rows += [(f"chunked:{c} vs naive fp32", out, naive), (f"chunked:{c} vs float64", out, ref64)]
+        name = label("chunked", c, tokens, args.vocab)
+        rows += [(f"{name} vs naive fp32", out, naive), (f"{name} vs float64", out, ref64)]
 
     print(f"\nValues and gradients, {tokens} tokens (B={batch}), vocab {args.vocab}, dim {args.dim}. "
           f"logp/entropy: max |Δ|; gradients: max |Δ| and max |Δ| / max |reference| (relative).")
@@ -277,7 +311,7 @@ def fp32_spacing(value: float) -> float:
     return torch.finfo(torch.float32).eps * 2.0 ** math.floor(math.log2(abs(value)))
 
 
-def run_for_values(path: str, chunk: int, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def run_for_values(path: str, chunk: int | None, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for k in ("hidden", "weight"):
         x[k].grad = None
     logp, entropy = forward_backward(path, chunk, x)
@@ -296,7 +330,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2, help="B (T = tokens / B)")
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--logit-scale", type=float, default=2.0, help="std of the logits")
-    ap.add_argument("--chunks", type=int, nargs="+", default=[1024, 256, 128, 64], help="chunk sizes to measure")
+    ap.add_argument("--chunks", type=int, nargs="+", default=[1024, 256, 128, 64],
+                    help="explicit chunk sizes to measure, beside the default (no chunk_size)")
     ap.add_argument("--compare-tokens", type=int, default=256, help="token count of the small comparison")
     ap.add_argument("--skip-full-compare", action="store_true", help="skip the full-size value comparison")
     ap.add_argument("--skip-memory", action="store_true", help="skip the subprocess memory measurements")
@@ -317,18 +352,19 @@ def main() -> None:
           f"weight = {args.vocab * args.dim * 4 / MB:.0f} MB")
 
     if not args.skip_memory:
-        specs = ["naive"] + [f"chunked:{c}" for c in args.chunks]
+        specs = ["naive", "chunked"] + [f"chunked:{c}" for c in args.chunks]  # "chunked": the default
         results = []
         for spec in specs:
             results.append(measure_in_subprocess(spec, args))
-            print(f"  measured {spec}: peak Δ {results[-1]['peak_increase'] / MB:.0f} MB", flush=True)
+            name = label(*parse_path(spec), args.tokens, args.vocab)
+            print(f"  measured {name}: peak Δ {results[-1]['peak_increase'] / MB:.0f} MB", flush=True)
         print_memory_table(results, args)
 
     if not args.skip_compare:
         # Chunk 100 does not divide the token count: a ragged last chunk.
-        compare_values(1, args.compare_tokens, args, [*args.chunks, 100])
+        compare_values(1, args.compare_tokens, args, [None, *args.chunks, 100])
         if not args.skip_full_compare:
-            compare_values(args.batch, args.tokens, args, args.chunks)
+            compare_values(args.batch, args.tokens, args, [None, *args.chunks])
         print(f"\n(this process's own peak RSS, value comparisons: {ru_maxrss_bytes() / MB:.0f} MB)")
 
 

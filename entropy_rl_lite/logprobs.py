@@ -2,18 +2,43 @@
 
 The library's precision contract (paper.md §4): whatever the model dtype, logits are formed, normalised and
 differentiated in fp32, with autocast off. Forward keeps only (logp, entropy) per token; backward recomputes
-each chunk's logits, so peak memory holds two [chunk_size × vocab] fp32 blocks (logits, then probabilities)
+each chunk's logits, so peak memory holds two [rows × vocab] fp32 blocks (logits, then probabilities)
 instead of several [tokens × vocab] ones. An fp32 weight is used in place; a bf16 one is upcast once per call.
+
+By default a chunk's row count comes from a memory budget per block (`chunk_rows`), not a fixed count: 1,024
+rows of fp32 logits are 0.06 MB at the book's V = 14 but 622 MB at V = 151,936.
 
 Gradients, per token with z the fp32 logits and p = softmax(z):
   ∂ log p_y / ∂z = onehot(y) - p          ∂H / ∂z = -p ⊙ (log p + H)
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 
 from ._checks import check_int, check_number, check_tensor
+
+
+# Default budget for one [rows × V] block, in MiB; a chunk holds about two such blocks (~96 MiB of working memory).
+# Why 48: the memory goal (benchmarks/README.md §2: V = 151,936, 2,048 tokens, D = 1,024, peak ≤ 1/8 of the
+# naive fp32 path's 6.2 GB, i.e. ≤ 779 MB) leaves ~150 MB above the 631 MB of gradients both paths must return;
+# the chunked workspace measures ~2.2 blocks, so one block must stay under ~65 MB (62 MiB). 48 MiB leaves margin
+# (82 rows there), and a full block stays above glibc's 32 MiB mmap threshold, so on CPU its pages go back to the
+# system when it is freed instead of lingering in the heap.
+BLOCK_MIB = 48.0
+
+
+def chunk_rows(tokens: int, vocab: int, dtype: torch.dtype, block_mib: float = BLOCK_MIB) -> int:
+    """Rows per chunk: as many [rows × vocab] `dtype` rows as fit block_mib MiB, at least 1, at most tokens."""
+    fit = int(block_mib * 2**20) // max(1, vocab * dtype.itemsize)  # V = 0 only comes with 0 tokens
+    return max(1, min(fit, tokens))
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    """Slices [0, size), [size, 2·size), … covering rows 0..n-1; the last one may be shorter."""
+    return (slice(s, min(s + size, n)) for s in range(0, n, size))
 
 
 def _compute_dtype(*xs: Tensor) -> torch.dtype:
@@ -56,11 +81,11 @@ class _HiddenLogprobs(torch.autograd.Function):
         w32 = weight.to(cdt)
         logp = torch.empty(y.shape[0], dtype=cdt, device=hidden.device)
         ent = torch.empty_like(logp)
-        for s in range(0, y.shape[0], chunk_size):
-            z = h[s:s + chunk_size].to(cdt) @ w32.T
+        for sl in _chunks(y.shape[0], chunk_size):
+            z = h[sl].to(cdt) @ w32.T
             if temperature != 1.0:
                 z.div_(temperature)
-            logp[s:s + chunk_size], ent[s:s + chunk_size] = _chunk_forward(z, y[s:s + chunk_size])
+            logp[sl], ent[sl] = _chunk_forward(z, y[sl])
             del z
         ctx.save_for_backward(hidden, weight, targets, ent)  # H is reused by backward
         ctx.chunk_size, ctx.temperature = chunk_size, temperature
@@ -79,17 +104,16 @@ class _HiddenLogprobs(torch.autograd.Function):
         grad_h = torch.empty(h.shape, dtype=cdt, device=h.device) if need_h else None
         grad_w = torch.zeros(w32.shape, dtype=cdt, device=h.device) if need_w else None
         t = ctx.temperature
-        for s in range(0, y.shape[0], ctx.chunk_size):
-            hc = h[s:s + ctx.chunk_size].to(cdt)
+        for sl in _chunks(y.shape[0], ctx.chunk_size):
+            hc = h[sl].to(cdt)
             z = hc @ w32.T
             if t != 1.0:
                 z.div_(t)
-            sl = slice(s, s + ctx.chunk_size)
             gz = _chunk_grad(z, y[sl], g_logp[sl], g_ent[sl], ent[sl])
             if t != 1.0:
                 gz.div_(t)
             if need_h:
-                grad_h[s:s + ctx.chunk_size] = gz @ w32
+                grad_h[sl] = gz @ w32
             if need_w:
                 grad_w.addmm_(gz.T, hc)
             del z, gz  # free this chunk's blocks before the next one allocates
@@ -106,9 +130,9 @@ class _LogitLogprobs(torch.autograd.Function):
         cdt = _compute_dtype(logits)
         logp = torch.empty(y.shape[0], dtype=cdt, device=logits.device)
         ent = torch.empty_like(logp)
-        for s in range(0, y.shape[0], chunk_size):
-            z = z_all[s:s + chunk_size].to(cdt) / temperature  # a fresh fp32 block: the input stays intact
-            logp[s:s + chunk_size], ent[s:s + chunk_size] = _chunk_forward(z, y[s:s + chunk_size])
+        for sl in _chunks(y.shape[0], chunk_size):
+            z = z_all[sl].to(cdt) / temperature  # a fresh fp32 block: the input stays intact
+            logp[sl], ent[sl] = _chunk_forward(z, y[sl])
         ctx.save_for_backward(logits, targets, ent)
         ctx.chunk_size, ctx.temperature = chunk_size, temperature
         return logp.reshape(targets.shape), ent.reshape(targets.shape)
@@ -122,11 +146,10 @@ class _LogitLogprobs(torch.autograd.Function):
         cdt = _compute_dtype(logits)
         g_logp, g_ent = g_logp.reshape(-1).to(cdt), g_ent.reshape(-1).to(cdt)
         grad = torch.empty_like(z_all)
-        for s in range(0, y.shape[0], ctx.chunk_size):
-            z = z_all[s:s + ctx.chunk_size].to(cdt) / ctx.temperature
-            sl = slice(s, s + ctx.chunk_size)
+        for sl in _chunks(y.shape[0], ctx.chunk_size):
+            z = z_all[sl].to(cdt) / ctx.temperature
             gz = _chunk_grad(z, y[sl], g_logp[sl], g_ent[sl], ent[sl])
-            grad[s:s + ctx.chunk_size] = gz.div_(ctx.temperature).to(grad.dtype)
+            grad[sl] = gz.div_(ctx.temperature).to(grad.dtype)
             del z, gz
         return grad.reshape(logits.shape), None, None, None
 
@@ -143,14 +166,22 @@ def _check_targets(targets: object, shape: torch.Size, vocab: int) -> Tensor:
     return targets.long()
 
 
-def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: int = 1024,
-                   temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+def _rows(chunk_size: int | None, block_mib: float, tokens: int, vocab: int, dtype: torch.dtype) -> int:
+    """Validated rows per chunk: an explicit chunk_size, or else the block_mib budget's (`chunk_rows`)."""
+    block_mib = check_number("block_mib", block_mib, low=0.0, low_open=True)
+    if chunk_size is not None:
+        return check_int("chunk_size", chunk_size, low=1)
+    return chunk_rows(tokens, vocab, dtype, block_mib)
+
+
+def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: int | None = None,
+                   temperature: float = 1.0, *, block_mib: float = BLOCK_MIB) -> tuple[Tensor, Tensor]:
     """fp32 log π(target) and entropy from final hidden states and the output layer, chunked, differentiable.
 
     hidden [B, T, D] (any float dtype), weight [V, D] (the LM head), targets [B, T] int64
     -> (logp [B, T], entropy [B, T]), fp32 (float64 if an input is float64). Gradients flow to hidden and weight.
-    Working memory is about two [chunk_size × V] fp32 blocks: for a 150k vocabulary, chunk_size 64–256
-    keeps it to a few hundred MB (benchmarks/README.md).
+    Working memory is about two [rows × V] fp32 blocks. chunk_size=None picks rows so that one block fits
+    block_mib MiB (`chunk_rows`: 82 rows at V = 151,936, all tokens at V = 14); an int chunk_size overrides it.
     """
     check_tensor("hidden", hidden, min_dim=2)
     check_tensor("weight", weight, min_dim=2)
@@ -158,23 +189,24 @@ def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: 
         raise ValueError(f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]}, "
                          f"got {tuple(weight.shape)}")
     targets = _check_targets(targets, hidden.shape[:-1], weight.shape[0])
-    chunk_size = check_int("chunk_size", chunk_size, low=1)
+    rows = _rows(chunk_size, block_mib, targets.numel(), weight.shape[0], _compute_dtype(hidden, weight))
     temperature = check_number("temperature", temperature, low=0.0, low_open=True)
     with torch.autocast(hidden.device.type, enabled=False):
-        return _HiddenLogprobs.apply(hidden, weight, targets, chunk_size, temperature)
+        return _HiddenLogprobs.apply(hidden, weight, targets, rows, temperature)
 
 
-def logprobs_from_logits(logits: Tensor, targets: Tensor, chunk_size: int = 1024,
-                         temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+def logprobs_from_logits(logits: Tensor, targets: Tensor, chunk_size: int | None = None,
+                         temperature: float = 1.0, *, block_mib: float = BLOCK_MIB) -> tuple[Tensor, Tensor]:
     """fp32 log π(target) and entropy from logits of any dtype, chunked over tokens, differentiable.
 
-    -inf logits mask a token out (π = 0; each row needs a finite one). logits [..., V], targets [...] int64 -> (logp [...], entropy [...]), fp32 (float64 for float64 logits).
+    -inf logits mask a token out (π = 0; each row needs a finite one). logits [..., V], targets [...] int64
+    -> (logp [...], entropy [...]), fp32 (float64 for float64 logits). Chunks as in `token_logprobs`.
     """
     check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
     if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
         raise ValueError("logits has a row that is entirely -inf: no token has positive probability")
     targets = _check_targets(targets, logits.shape[:-1], logits.shape[-1])
-    chunk_size = check_int("chunk_size", chunk_size, low=1)
+    rows = _rows(chunk_size, block_mib, targets.numel(), logits.shape[-1], _compute_dtype(logits))
     temperature = check_number("temperature", temperature, low=0.0, low_open=True)
     with torch.autocast(logits.device.type, enabled=False):
-        return _LogitLogprobs.apply(logits, targets, chunk_size, temperature)
+        return _LogitLogprobs.apply(logits, targets, rows, temperature)

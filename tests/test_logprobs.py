@@ -3,6 +3,8 @@ import pytest
 import torch
 
 import entropy_rl_lite as erl
+from entropy_rl_lite import logprobs as lp_module
+from entropy_rl_lite.logprobs import BLOCK_MIB, chunk_rows
 
 f64 = torch.float64
 
@@ -22,13 +24,19 @@ def inputs(dtype=f64, B=2, T=7, D=16, V=50, seed=0):
     return hidden, weight, targets
 
 
-@pytest.mark.parametrize("chunk_size", [1, 3, 5, 14, 1024])
+# How the 14 tokens are chunked: explicit sizes; the default (rows from the memory budget: all 14 in one chunk);
+# and a budget so small that the rule itself picks 3 rows of float64 V = 50 (a ragged last chunk).
+CHUNKINGS = {"1": {"chunk_size": 1}, "3": {"chunk_size": 3}, "5": {"chunk_size": 5}, "14": {"chunk_size": 14},
+             "1024": {"chunk_size": 1024}, "default": {}, "budget-3-rows": {"block_mib": 3 * 50 * 8 / 2**20}}
+
+
+@pytest.mark.parametrize("kw", CHUNKINGS.values(), ids=CHUNKINGS.keys())
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_values_and_gradients_match_naive_float64(chunk_size, temperature):
+def test_values_and_gradients_match_naive_float64(kw, temperature):
     hidden, weight, targets = inputs()
     g = torch.Generator().manual_seed(9)
     g1, g2 = torch.randn(2, 7, dtype=f64, generator=g), torch.randn(2, 7, dtype=f64, generator=g)
-    lp, h = erl.token_logprobs(hidden, weight, targets, chunk_size=chunk_size, temperature=temperature)
+    lp, h = erl.token_logprobs(hidden, weight, targets, temperature=temperature, **kw)
     grads = torch.autograd.grad((lp * g1).sum() + (h * g2).sum(), (hidden, weight))
     lp_ref, h_ref = naive(hidden, weight, targets, temperature)
     grads_ref = torch.autograd.grad((lp_ref * g1).sum() + (h_ref * g2).sum(), (hidden, weight))
@@ -133,3 +141,88 @@ def test_input_checks_add_nothing_to_the_autograd_graph():
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         check_tensor("x", x)
     assert saved == []
+
+
+# --- chunk rows from the memory budget ------------------------------------------------------------
+
+def test_chunk_rows_follows_the_budget_rule():
+    """rows = floor(budget / (V · bytes per element)), at least 1, at most the tokens (integer arithmetic only)."""
+    budget = int(BLOCK_MIB * 2**20)
+    for vocab in (14, 1000, 32_000, 151_936, 262_144):
+        for dtype in (torch.float32, torch.float64):
+            expected = max(1, min(10**9, budget // (vocab * dtype.itemsize)))
+            assert chunk_rows(10**9, vocab, dtype) == expected
+    assert chunk_rows(10**9, 151_936, torch.float32) * 151_936 * 4 <= budget  # one block fits the budget
+    assert chunk_rows(10**9, 151_936, torch.float32, block_mib=1.0) == 2**20 // (151_936 * 4)
+
+
+def test_chunk_rows_shrink_as_the_vocabulary_grows_and_stay_between_one_and_the_tokens():
+    rows = [chunk_rows(10**9, v, torch.float32) for v in (1_000, 32_000, 151_936, 262_144, 10**9)]
+    assert rows == sorted(rows, reverse=True) and len(set(rows)) == len(rows)
+    assert rows[-1] == 1  # a vocabulary too large for the budget still gets one row
+    assert chunk_rows(10**9, 32_000, torch.float64) < chunk_rows(10**9, 32_000, torch.float32)  # 8-byte elements
+    assert chunk_rows(300, 14, torch.float32) == 300  # the book's vocabulary: every token in one chunk
+    assert chunk_rows(0, 14, torch.float32) == 1 and chunk_rows(0, 0, torch.float32) == 1  # empty input
+
+
+def _spy_on_chunk_size(monkeypatch) -> list[int]:
+    """Record the chunk size each chunk loop is given."""
+    sizes, chunks = [], lp_module._chunks
+    monkeypatch.setattr(lp_module, "_chunks", lambda n, size: sizes.append(size) or chunks(n, size))
+    return sizes
+
+
+def test_default_chunk_comes_from_the_budget_and_an_explicit_chunk_size_wins(monkeypatch):
+    hidden, weight, targets = inputs(torch.float32, T=9, V=300)  # 18 tokens
+    sizes = _spy_on_chunk_size(monkeypatch)
+    tiny = 4 * 300 * 4 / 2**20  # four fp32 rows of V = 300
+    erl.token_logprobs(hidden, weight, targets)[0].sum().backward()
+    erl.token_logprobs(hidden, weight, targets, block_mib=tiny)[0].sum().backward()
+    erl.token_logprobs(hidden, weight, targets, chunk_size=5, block_mib=tiny)[0].sum().backward()
+    logits = (hidden @ weight.T).detach().requires_grad_(True)
+    erl.logprobs_from_logits(logits, targets, block_mib=tiny)[0].sum().backward()
+    erl.logprobs_from_logits(logits, targets, 7, block_mib=tiny)[0].sum().backward()
+    assert sizes == [18, 18, 4, 4, 5, 5, 4, 4, 7, 7]  # forward and backward of each call
+
+
+def test_default_is_bit_identical_to_the_old_chunk_size_1024_for_the_books_vocabulary():
+    """V = 14 and a few hundred tokens: the budget covers every token, as chunk_size=1024 did."""
+    hidden, weight, targets = inputs(torch.float32, B=2, T=150, D=32, V=14)
+    results = []
+    for kw in ({}, {"chunk_size": 1024}):
+        lp, h = erl.token_logprobs(hidden, weight, targets, **kw)
+        results.append((lp, h, *torch.autograd.grad((lp + h).sum(), (hidden, weight))))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_budget_chunks_are_bit_identical_to_the_same_explicit_chunk_size():
+    hidden, weight, targets = inputs(torch.float32, T=9, V=300)
+    rows = chunk_rows(targets.numel(), 300, torch.float32, block_mib=4 * 300 * 4 / 2**20)
+    assert rows == 4
+    results = []
+    for kw in ({"block_mib": 4 * 300 * 4 / 2**20}, {"chunk_size": rows}):
+        lp, h = erl.token_logprobs(hidden, weight, targets, temperature=0.8, **kw)
+        results.append((lp, h, *torch.autograd.grad((lp + h).sum(), (hidden, weight))))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad, error", [(0.0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                        (float("inf"), ValueError), ("48", TypeError), (None, TypeError)])
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_bad_block_mib_raises_and_names_it(bad, error, chunk_size):
+    hidden, weight, targets = inputs(torch.float32)
+    with pytest.raises(error, match=r"\bblock_mib\b"):
+        erl.token_logprobs(hidden, weight, targets, chunk_size, block_mib=bad)
+    with pytest.raises(error, match=r"\bblock_mib\b"):
+        erl.logprobs_from_logits(hidden @ weight.T, targets, chunk_size, block_mib=bad)
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (2.5, TypeError), (True, TypeError)])
+def test_bad_chunk_size_still_raises_and_names_it(bad, error):
+    hidden, weight, targets = inputs(torch.float32)
+    with pytest.raises(error, match=r"\bchunk_size\b"):
+        erl.token_logprobs(hidden, weight, targets, chunk_size=bad)
+    with pytest.raises(error, match=r"\bchunk_size\b"):
+        erl.logprobs_from_logits(hidden @ weight.T, targets, chunk_size=bad)
