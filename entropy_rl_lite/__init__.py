@@ -8,10 +8,11 @@ from . import bandit, exercises, plot
 from .adapo import EpsHighController
 from .advantages import expected_group_advantages, group_advantages, scale_advantages
 from .controllers import EntropyCoefController, EntropyTargetController
-from .entropy import (centered_logp, clip_entropy_bounds, entropy, entropy_change_exact, entropy_change_first_order, pg_logit_step,
-                      predicted_entropy_change)
-from .logprobs import logprobs_from_logits, token_logprobs
-from .losses import aggregate, entropy_bonus_loss, policy_loss
+from .entropy import (centered_logp, clip_entropy_bounds, entropy, entropy_change_exact, entropy_change_first_order,
+                      entropy_from_logp, pg_logit_step, predicted_entropy_change)
+from .entropy_control import EntropyControlFields, EntropyControls
+from .logprobs import chunk_rows, logprobs_from_logits, token_logprobs
+from .losses import aggregate, cispo, clip_cov_drop, entropy_bonus_loss, kl_cov_penalty, policy_loss, ppo_clip, reinforce, sequence_ratio
 from .metrics import clip_fractions, cumulative_entropy, distinct_correct, expected_distinct_correct, pass_at_k
 from .precision import effective_clip_bounds, expected_ratio, ratio_stats, round_bf16
 from .repo import ZetaController, decorrelating_beta, repo_advantage, repo_d_beta, repo_r, shape_advantage
@@ -29,11 +30,12 @@ def __getattr__(name: str):  # noqa: ANN202
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "EntropyCoefController", "EntropyTargetController", "EpsHighController", "ZetaController", "aggregate", "bandit", "exercises", "plot", "centered_logp",
-    "clip_entropy_bounds", "clip_fractions", "cumulative_entropy", "decorrelating_beta", "distinct_correct", "effective_clip_bounds",
-    "entropy", "entropy_bonus_loss", "entropy_change_exact", "entropy_change_first_order",
-    "expected_distinct_correct", "expected_group_advantages", "expected_ratio", "group_advantages",
-    "logprobs_from_logits", "pass_at_k", "pg_logit_step", "policy_loss", "predicted_entropy_change",
-    "ratio_stats", "repo_advantage", "repo_d_beta", "repo_r", "round_bf16", "scale_advantages", "shape_advantage",
-    "seed_everything", "token_logprobs",
+    "EntropyCoefController", "EntropyControlFields", "EntropyControls", "EpsHighController", "ZetaController",
+    "aggregate", "bandit", "centered_logp", "chunk_rows", "cispo", "clip_cov_drop", "clip_entropy_bounds",
+    "clip_fractions", "cumulative_entropy", "decorrelating_beta", "distinct_correct", "effective_clip_bounds",
+    "entropy", "entropy_bonus_loss", "entropy_change_exact", "entropy_change_first_order", "entropy_from_logp",
+    "exercises", "expected_distinct_correct", "expected_group_advantages", "expected_ratio", "group_advantages",
+    "kl_cov_penalty", "logprobs_from_logits", "pass_at_k", "pg_logit_step", "plot", "policy_loss", "ppo_clip",
+    "predicted_entropy_change", "ratio_stats", "reinforce", "repo_advantage", "repo_d_beta", "repo_r", "round_bf16",
+    "scale_advantages", "seed_everything", "sequence_ratio", "shape_advantage", "token_logprobs",
 ]

@@ -1,36 +1,20 @@
-"""Argument checks shared by the public API: fail fast with a message that names the argument."""
+"""Argument checks shared by the public API: fail fast with a message that names the argument.
+
+Public functions call these once at their entry, then an `*_unchecked` kernel that holds only the math;
+the library's own loops (bandit engine, trainer) validate their inputs once and call the kernels directly.
+"""
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 import numbers
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
-_TRUSTED = contextvars.ContextVar("erl_trusted", default=False)
-
-
-@contextlib.contextmanager
-def trusted() -> Iterator[None]:
-    """Skip tensor checks inside: for a library loop whose inputs were validated once at its entry."""
-    token = _TRUSTED.set(True)
-    try:
-        yield
-    finally:
-        _TRUSTED.reset(token)
-
-
-def is_trusted() -> bool:
-    return _TRUSTED.get()
-
 
 def check_tensor(name: str, x: object, *, min_dim: int = 0, allow_neg_inf: bool = False) -> Tensor:
     """Require a floating-point tensor with no NaN (and no inf unless -inf is allowed)."""
-    if _TRUSTED.get():
-        return x  # type: ignore[return-value]
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -112,3 +96,14 @@ def check_same_shape(**tensors: Tensor) -> None:
 def fp32(x: Tensor) -> Tensor:
     """Upcast to float32; float64 stays float64 (the library's precision contract)."""
     return x if x.dtype == torch.float64 else x.float()
+
+
+def per_problem(x: float | Tensor, like: Tensor) -> float | Tensor:
+    """A scalar stays a float; a tensor of leading shape [...] becomes [..., 1, 1] to broadcast over [..., B, T].
+
+    Clip bounds and controller values may be one number, or one per independent problem (the bandit
+    engine steers each seed by its own ε_high or ζ).
+    """
+    if isinstance(x, Tensor) and x.numel() > 1:
+        return x.to(like.dtype).reshape(*x.shape, *([1] * (like.dim() - x.dim())))
+    return float(x)

@@ -14,27 +14,28 @@ from .controllers import EntropyTargetController
 
 
 class EpsHighController(EntropyTargetController):
-    """ε_high controller: entropy below target -> min(ε_high·factor, eps_max); above -> max(ε_high/factor, eps_min)."""
+    """ε_high controller: entropy below target -> min(ε_high·factor, eps_high_max); above -> max(ε_high/factor, eps_high_min)."""
 
-    def __init__(self, eps_high: float | Tensor = 0.28, eps_min: float = 0.2, eps_max: float = 1.0,
-                 factor: float = 1.5, target: float | Tensor | None = None) -> None:
-        self.eps_min = check_number("eps_min", eps_min, low=0.0)
-        self.eps_max = check_number("eps_max", eps_max, low=self.eps_min)
-        self.factor = check_number("factor", factor, low=1.0, low_open=True)
+    def __init__(self, eps_high: float | Tensor = 0.28, eps_high_min: float = 0.2, eps_high_max: float = 1.0,
+                 adapo_factor: float = 1.5, target_entropy: float | Tensor | None = None) -> None:
+        self.eps_high_min = check_number("eps_high_min", eps_high_min, low=0.0)
+        self.eps_high_max = check_number("eps_high_max", eps_high_max, low=self.eps_high_min)
+        self.adapo_factor = check_number("adapo_factor", adapo_factor, low=1.0, low_open=True)
+        lo, hi = self.eps_high_min, self.eps_high_max
         if isinstance(eps_high, Tensor):
             check_tensor("eps_high", eps_high)
-            if bool(((eps_high < self.eps_min) | (eps_high > self.eps_max)).any()):
-                raise ValueError(f"eps_high must lie in [eps_min, eps_max] = [{self.eps_min}, {self.eps_max}], "
+            if bool(((eps_high < lo) | (eps_high > hi)).any()):
+                raise ValueError(f"eps_high must lie in [eps_high_min, eps_high_max] = [{lo}, {hi}], "
                                  f"got values in [{eps_high.min().item():.4g}, {eps_high.max().item():.4g}]")
         else:
-            eps_high = check_number("eps_high", eps_high, low=self.eps_min, high=self.eps_max)
-        super().__init__(eps_high, target)
+            eps_high = check_number("eps_high", eps_high, low=lo, high=hi)
+        super().__init__(eps_high, target_entropy)
 
     def _raise(self, v: Tensor) -> Tensor:
-        return (v * self.factor).clamp_max(self.eps_max)
+        return (v * self.adapo_factor).clamp_max(self.eps_high_max)
 
     def _lower(self, v: Tensor) -> Tensor:
-        return (v / self.factor).clamp_min(self.eps_min)
+        return (v / self.adapo_factor).clamp_min(self.eps_high_min)
 
     def _params(self) -> dict[str, float]:
-        return {"eps_min": self.eps_min, "eps_max": self.eps_max, "factor": self.factor}
+        return {"eps_high_min": self.eps_high_min, "eps_high_max": self.eps_high_max, "adapo_factor": self.adapo_factor}

@@ -11,6 +11,16 @@ from torch import Tensor
 from ._checks import check_choice, check_int, check_number, check_tensor, check_weights, fp32
 
 ADVANTAGES = ("grpo", "rloo", "dr_grpo", "none")
+NEEDS_GROUP = ("grpo", "rloo", "dr_grpo")  # their baseline comes from the other samples of the group: G >= 2
+
+
+def check_group_size(group_size: object, kind: str) -> int:
+    """G must be an int >= 1, and >= 2 for an advantage whose baseline needs another sample."""
+    group_size = check_int("group_size", group_size, low=1)
+    if kind in NEEDS_GROUP and group_size < 2:
+        raise ValueError(f"group_size must be >= 2 for advantage={kind!r} (its baseline needs another sample), "
+                         f"got {group_size}")
+    return group_size
 
 
 def group_advantages(rewards: Tensor, group_size: int, kind: str = "grpo", eps: float = 1e-6) -> Tensor:
@@ -21,14 +31,17 @@ def group_advantages(rewards: Tensor, group_size: int, kind: str = "grpo", eps: 
     """
     check_tensor("rewards", rewards, min_dim=1)
     check_choice("kind", kind, ADVANTAGES)
-    group_size = check_int("group_size", group_size, low=1)
+    group_size = check_group_size(group_size, kind)
     eps = check_number("eps", eps, low=0.0)
     n = rewards.shape[-1]
     if n % group_size:
         raise ValueError(f"rewards' last dimension ({n}) must be a multiple of group_size ({group_size})")
-    if kind in ("grpo", "rloo", "dr_grpo") and group_size < 2:
-        raise ValueError(f"group_size must be >= 2 for kind={kind!r} (it needs a baseline from the others), "
-                         f"got {group_size}")
+    return group_advantages_unchecked(rewards, group_size, kind, eps)
+
+
+def group_advantages_unchecked(rewards: Tensor, group_size: int, kind: str = "grpo", eps: float = 1e-6) -> Tensor:
+    """`group_advantages` without input checks. [..., N] -> [..., N]."""
+    n = rewards.shape[-1]
     rewards = fp32(rewards)
     if kind == "none":
         return rewards.clone()
@@ -63,6 +76,12 @@ def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo"
     eps = check_number("eps", eps, low=0.0)
     if group_size is not None:
         group_size = check_int("group_size", group_size, low=2)
+    return expected_group_advantages_unchecked(rewards, probs, kind, eps, group_size)
+
+
+def expected_group_advantages_unchecked(rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6,
+                                        group_size: int | None = None) -> Tensor:
+    """`expected_group_advantages` without input checks. [..., K] -> [..., K]."""
     rewards, probs = torch.broadcast_tensors(fp32(rewards), fp32(probs))
     if kind == "none":
         return rewards.clone()

@@ -18,65 +18,46 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ._checks import check_choice, check_int, check_number, check_tensor, trusted
-from ._rl_fields import check_rl_fields
-from .adapo import EpsHighController
-from .advantages import expected_group_advantages, group_advantages
-from .controllers import EntropyCoefController
-from .entropy import GRADIENTS, _entropy_from_logp
-from .losses import policy_loss
-from .repo import ZetaController, shape_advantage
+from ._checks import check_choice, check_int, check_number, check_tensor
+from .advantages import expected_group_advantages_unchecked, group_advantages_unchecked
+from .entropy import GRADIENTS, entropy_from_logp
+from .entropy_control import EntropyControls
+from .losses import policy_loss_unchecked
+from .repo import shape_advantage_unchecked
+from .rl_fields import RLFields
 
 ESTIMATORS = ("exact", "sampled")
 OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
-class BanditConfig:
-    """Everything that defines a bandit run. Validated on creation; errors name the field."""
+class BanditConfig(RLFields):
+    """Everything that defines a bandit run. Validated on creation; errors name the field.
 
-    estimator: str = "exact"        # "exact" (expectation over all arms) or "sampled" (group_size draws)
+    The RL fields (objective, advantage, lr, group_size, epochs, clip bounds, REPO, ADAPO, entropy bonus)
+    are `RLFields`', shared with the LLM trainer's TrainConfig; these defaults suit a bandit.
+    """
+
     objective: str = "reinforce"    # a policy_loss kind: reinforce, ppo, gspo, cispo, clip_cov, kl_cov
     advantage: str = "rloo"         # a group_advantages kind: grpo, rloo, dr_grpo, none
     lr: float = 0.1                 # η, step size on the logits
+    estimator: str = "exact"        # "exact" (expectation over all arms) or "sampled" (group_size draws)
     steps: int = 100                # training iterations (one batch each)
     seeds: int = 1                  # independent runs, batched
-    group_size: int = 8             # G, samples per (seed, state) per step (sampled estimator)
     bernoulli_rewards: bool = False  # read the table as success probabilities: R ~ Bernoulli(p) (sampled only)
     reward_noise: float = 0.0       # std of Gaussian noise added to each sampled reward (sampled only)
-    epochs: int = 1                 # updates per batch; clipping can only bind when > 1
-    eps_low: float = 0.2
-    eps_high: float = 0.2           # DAPO clip-higher: eps_high > eps_low
     ratio_bias: float = 1.0         # b: the loss sees b·r instead of r, as a biased log-prob path would (ch. 05)
     gradient: str = "vanilla"       # "vanilla", or "natural" (divide the logit gradient by π: inverse Fisher)
     optimizer: str = "sgd"          # "sgd" (what the theorems assume) or "adam"
-    entropy_coef: float = 0.0       # explicit entropy bonus, on the exact entropy of every state
-    entropy_coef_control: bool = False  # adapt entropy_coef toward target_entropy (EntropyCoefController)
-    entropy_coef_rate: float = 0.1  # its step: coef += rate · (target - H)
-    repo: str | None = None         # None, "beta" (fixed β), "decorrelate" (β*), "repo_d" (ζ·β*), "repo_r"
-    beta: float = 0.0               # β for repo="beta"
-    zeta: float = 0.0               # ζ for repo_d / repo_r (the start value when zeta_control is on)
-    zeta_control: bool = False      # steer ζ with ZetaController toward target_entropy
-    zeta_min: float = 1e-4
-    zeta_max: float = 0.05
-    adapo: bool = False             # steer eps_high with EpsHighController toward target_entropy
-    eps_high_min: float = 0.2
-    eps_high_max: float = 1.0
-    adapo_factor: float = 1.5
-    target_entropy: float | None = None  # controllers' target; None = the entropy at step 0
-    adv_eps: float = 1e-6
     record_probs: bool = True       # keep π at every step (memory: steps·seeds·states·arms floats)
-    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # extra policy_loss options (clip_cov_ratio, ...)
 
     def __post_init__(self) -> None:
-        check_rl_fields(self)  # the fields shared with the LLM trainer's TrainConfig
+        super().__post_init__()  # the fields shared with the LLM trainer's TrainConfig
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_choice("gradient", self.gradient, GRADIENTS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_int("steps", self.steps, low=0)
         check_int("seeds", self.seeds, low=1)
-        check_int("group_size", self.group_size, low=2 if self.advantage != "none" else 1)
-        check_int("epochs", self.epochs, low=1)
         check_number("ratio_bias", self.ratio_bias, low=0.0, low_open=True)
         check_number("reward_noise", self.reward_noise, low=0.0)
         if self.reward_noise > 0 and self.estimator != "sampled":
@@ -176,78 +157,99 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
         raise ValueError(f"rewards must be [arms] or [states, arms] with arms >= 2, got {tuple(rewards.shape)}")
     if cfg.bernoulli_rewards and bool(((rewards < 0) | (rewards > 1)).any()):
         raise ValueError("rewards must be probabilities in [0, 1] when bernoulli_rewards=True")
-    one_state = rewards.dim() == 1
     table = rewards.to(torch.float64).reshape(-1, rewards.shape[-1])  # [C, K]
-    S, (C, K) = cfg.seeds, table.shape
-    z = _initial_logits(table, init_logits, S).requires_grad_(True)
+    z = _initial_logits(table, init_logits, cfg.seeds).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr) if cfg.optimizer == "adam" else None
+    controls = EntropyControls.from_config(cfg, seeds=cfg.seeds)
 
-    zeta_ctrl = (ZetaController(torch.full((S,), cfg.zeta, dtype=torch.float64), cfg.zeta_min, cfg.zeta_max,
-                                cfg.target_entropy) if cfg.zeta_control else None)
-    eps_ctrl = (EpsHighController(torch.full((S,), cfg.eps_high, dtype=torch.float64), cfg.eps_high_min,
-                                  cfg.eps_high_max, cfg.adapo_factor, cfg.target_entropy) if cfg.adapo else None)
-    coef_ctrl = (EntropyCoefController(torch.full((S,), cfg.entropy_coef, dtype=torch.float64), cfg.entropy_coef_rate,
-                                       cfg.target_entropy) if cfg.entropy_coef_control else None)
+    # Inputs are validated above: each step calls the shared functions' unchecked kernels.
+    steps = [_step(cfg, z, opt, table, generator, controls)
+             for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}")]
+    with torch.no_grad():
+        logp = torch.log_softmax(z, -1)
+        final = _observe(logp, logp.exp(), table, cfg.record_probs)
+    return _history(steps, final, cfg, one_state=rewards.dim() == 1)
 
-    ent_hist, rew_hist, prob_hist = [], [], []
-    rec: dict[str, list[Tensor]] = {k: [] for k in ("loss", "zeta", "eps_high", "entropy_coef", "clip_frac_low",
-                                                    "clip_frac_high")}
 
-    def record(logp_full: Tensor) -> tuple[Tensor, Tensor]:
-        """Log the policy whose detached log π is given; return (π, entropy per seed)."""
-        probs = logp_full.exp()
-        ent_hist.append(_entropy_from_logp(logp_full).mean(-1))
-        rew_hist.append((probs * table).sum(-1).mean(-1))
-        if cfg.record_probs:
-            prob_hist.append(probs[:, 0].clone() if one_state else probs.clone())
-        return probs, ent_hist[-1]
+@dataclass
+class Observation:
+    """The policy before an update, per seed: entropy and E_π[R] averaged over states, and π itself."""
 
-    # Inputs are validated above; inside the loop the shared functions skip their per-call checks.
-    with trusted():
-        for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}"):
-            _step(cfg, z, opt, table, generator, (zeta_ctrl, eps_ctrl, coef_ctrl), record, rec)
-        with torch.no_grad():
-            record(torch.log_softmax(z, -1))
+    entropy: Tensor          # [seeds]
+    reward: Tensor           # [seeds]
+    probs: Tensor | None     # [seeds, states, arms] (None unless recorded)
 
-    empty = torch.zeros(0, S, dtype=torch.float64)
-    stack = {k: torch.stack(v) if v else empty for k, v in rec.items()}
-    return History(entropy=torch.stack(ent_hist), reward=torch.stack(rew_hist),
-                   probs=torch.stack(prob_hist) if cfg.record_probs else None, config=cfg, **stack)
+
+@dataclass
+class StepRecord:
+    """What one iteration saw and did, per seed [seeds]."""
+
+    before: Observation      # the policy that drew the batch
+    loss: Tensor             # surrogate loss, last epoch
+    zeta: Tensor             # ζ, ε_high and entropy coefficient in force
+    eps_high: Tensor
+    entropy_coef: Tensor
+    clip_frac_low: Tensor    # mean over epochs
+    clip_frac_high: Tensor
+
+
+def _observe(logp: Tensor, probs: Tensor, table: Tensor, keep_probs: bool) -> Observation:
+    """Entropy, expected reward and (optionally) π of a detached policy [S, C, K] under a [C, K] reward table."""
+    return Observation(entropy=entropy_from_logp(logp).mean(-1), reward=(probs * table).sum(-1).mean(-1),
+                       probs=probs.clone() if keep_probs else None)
+
+
+def _history(steps: list[StepRecord], final: Observation, cfg: BanditConfig, one_state: bool) -> History:
+    """Stack the per-step records (and the final policy) into a History."""
+    seen = [r.before for r in steps] + [final]
+    per_step = {}
+    for k in ("loss", "zeta", "eps_high", "entropy_coef", "clip_frac_low", "clip_frac_high"):
+        rows = [torch.as_tensor(getattr(r, k), dtype=torch.float64).expand(cfg.seeds) for r in steps]
+        per_step[k] = torch.stack(rows) if rows else torch.zeros(0, cfg.seeds, dtype=torch.float64)
+    probs = None
+    if cfg.record_probs:
+        probs = torch.stack([o.probs[:, 0] if one_state else o.probs for o in seen])
+    return History(entropy=torch.stack([o.entropy for o in seen]), reward=torch.stack([o.reward for o in seen]),
+                   probs=probs, config=cfg, **per_step)
+
+
+def _batch(cfg: BanditConfig, table: Tensor, probs_old: Tensor,
+           generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """Which arm each one-token episode played [S, C, n], its weight in the loss and its advantage (same shape)."""
+    S, C, K = probs_old.shape
+    if cfg.estimator == "exact":  # every arm, weighted by π_old / C: the expectation over the batch
+        actions = torch.arange(K).expand(S, C, K)
+        adv = expected_group_advantages_unchecked(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps,
+                                                  group_size=cfg.group_size)
+        return actions, probs_old / C, adv
+    actions = torch.multinomial(probs_old.reshape(S * C, K), cfg.group_size, replacement=True,
+                                generator=generator).reshape(S, C, cfg.group_size)
+    r = table.expand(S, C, K).gather(-1, actions)
+    if cfg.bernoulli_rewards:  # after the arm draws, so arms are drawn as without noise
+        r = torch.bernoulli(r, generator=generator)
+    if cfg.reward_noise > 0:
+        r = r + cfg.reward_noise * torch.randn(r.shape, generator=generator, dtype=r.dtype)
+    adv = group_advantages_unchecked(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
+    return actions, torch.ones(actions.shape, dtype=torch.float64), adv
 
 
 def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table: Tensor,
-          generator: torch.Generator | None, controllers: tuple[Any, Any, Any], record: Any,
-          rec: dict[str, list[Tensor]]) -> None:
-    """One iteration: log the policy, step the controllers, build a batch, run `epochs` updates on it."""
+          generator: torch.Generator, controls: EntropyControls) -> StepRecord:
+    """One iteration: observe the policy, step the controllers, build a batch, run `epochs` updates on it."""
     S, C, K = z.shape
     logp_full = torch.log_softmax(z, -1)  # reused by the first epoch
     logp_old_full = logp_full.detach()
-    probs_old, entropy_now = record(logp_old_full)
-    zeta_ctrl, eps_ctrl, coef_ctrl = controllers
-    zeta = zeta_ctrl.update(entropy_now) if zeta_ctrl else torch.full((S,), cfg.zeta, dtype=torch.float64)
-    eps_high = eps_ctrl.update(entropy_now) if eps_ctrl else torch.full((S,), cfg.eps_high, dtype=torch.float64)
-    coef = coef_ctrl.update(entropy_now) if coef_ctrl else torch.full((S,), cfg.entropy_coef, dtype=torch.float64)
+    probs_old = logp_old_full.exp()
+    before = _observe(logp_old_full, probs_old, table, cfg.record_probs)
+    zeta, eps_high, coef = controls.update(before.entropy)
 
-    # The batch: which arm each one-token episode played, its weight in the loss, and its advantage.
-    if cfg.estimator == "exact":
-        actions = torch.arange(K).expand(S, C, K)
-        weights = probs_old / C
-        adv = expected_group_advantages(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps,
-                                        group_size=cfg.group_size)
-    else:
-        actions = torch.multinomial(probs_old.reshape(S * C, K), cfg.group_size, replacement=True,
-                                    generator=generator).reshape(S, C, cfg.group_size)
-        weights = torch.ones(actions.shape, dtype=torch.float64)
-        r = table.expand(S, C, K).gather(-1, actions)
-        if cfg.bernoulli_rewards:  # after the arm draws, so arms are drawn as without noise
-            r = torch.bernoulli(r, generator=generator)
-        if cfg.reward_noise > 0:
-            r = r + cfg.reward_noise * torch.randn(r.shape, generator=generator, dtype=r.dtype)
-        adv = group_advantages(r.reshape(S, -1), cfg.group_size, cfg.advantage, cfg.adv_eps).reshape(r.shape)
+    actions, weights, adv = _batch(cfg, table, probs_old, generator)
     logp_old = logp_old_full.gather(-1, actions)
     if cfg.ratio_bias != 1.0:  # exp(logp - (logp_old - log b)) = b · r
         logp_old = logp_old - math.log(cfg.ratio_bias)
 
+    n = actions.shape[-1]
+    flat = (S, C * n, 1)  # the loss sees one-token episodes: [seeds, B = C·n, T = 1]
     clip_low = torch.zeros(S, dtype=torch.float64)
     clip_high = torch.zeros(S, dtype=torch.float64)
     for epoch in range(cfg.epochs):
@@ -255,32 +257,33 @@ def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table
             logp_full = torch.log_softmax(z, -1)
         logp = logp_full.gather(-1, actions)  # [S, C, n]
         with torch.no_grad():
-            h = _entropy_from_logp(logp_full)[..., None].expand_as(logp)  # H of each action's state
-        a = shape_advantage(adv, logp, h, weights, cfg.repo, zeta=zeta[:, None, None], beta=cfg.beta,
-                            natural=cfg.gradient == "natural")  # β* per (seed, state), over its arms
-        n = actions.shape[-1]
-        loss, m = policy_loss(logp.reshape(S, C * n, 1), logp_old.reshape(S, C * n, 1), a.reshape(S, C * n, 1),
-                              weights.reshape(S, C * n, 1), cfg.objective, cfg.eps_low, eps_high,
-                              generator=generator, **cfg.loss_kwargs)
-        if cfg.entropy_coef or coef_ctrl:
-            loss = loss - coef * _entropy_from_logp(logp_full).mean(-1)
-        (grad,) = torch.autograd.grad(loss.sum(), z)
-        if cfg.gradient == "natural":
-            # Inverse Fisher of the softmax: divide by π. An arm whose π underflowed to 0 has a zero
-            # gradient and is dead; it keeps a zero step instead of 0/0.
-            probs = logp_full.detach().exp()
-            grad = torch.where(probs > 0, grad / probs.clamp_min(torch.finfo(probs.dtype).tiny), torch.zeros_like(grad))
-        with torch.no_grad():
-            if opt is None:
-                z -= cfg.lr * grad
-            else:
-                z.grad = grad
-                opt.step()
-        if not bool(torch.isfinite(z).all()):
-            raise FloatingPointError(f"logits became non-finite ({cfg.objective}, {cfg.gradient} gradient, "
-                                     f"lr={cfg.lr}); lower lr or check the configuration")
+            h = entropy_from_logp(logp_full)[..., None].expand_as(logp)  # H of each action's state
+        a = shape_advantage_unchecked(adv, logp, h, weights, cfg.repo, zeta=zeta[:, None, None], beta=cfg.beta,
+                                      natural=cfg.gradient == "natural")  # β* per (seed, state), over its arms
+        loss, m = policy_loss_unchecked(logp.reshape(flat), logp_old.reshape(flat), a.reshape(flat),
+                                        weights.reshape(flat), cfg.objective, cfg.eps_low, eps_high,
+                                        generator=generator, **cfg.loss_kwargs)
+        if cfg.entropy_coef or cfg.entropy_coef_control:
+            loss = loss - coef * entropy_from_logp(logp_full).mean(-1)
+        _descend(cfg, z, opt, torch.autograd.grad(loss.sum(), z)[0], logp_full)
         clip_low += m["clip_frac_low"] / cfg.epochs
         clip_high += m["clip_frac_high"] / cfg.epochs
-    for k, v in (("loss", loss.detach()), ("zeta", zeta), ("eps_high", eps_high), ("entropy_coef", coef),
-                 ("clip_frac_low", clip_low), ("clip_frac_high", clip_high)):
-        rec[k].append(torch.as_tensor(v, dtype=torch.float64).expand(S).clone())
+    return StepRecord(before, loss.detach(), zeta, eps_high, coef, clip_low, clip_high)
+
+
+def _descend(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, grad: Tensor, logp: Tensor) -> None:
+    """One optimizer step on the logits z [S, C, K] from ∂loss/∂z; refuses to continue from non-finite logits."""
+    if cfg.gradient == "natural":
+        # Inverse Fisher of the softmax: divide by π. An arm whose π underflowed to 0 has a zero
+        # gradient and is dead; it keeps a zero step instead of 0/0.
+        probs = logp.detach().exp()
+        grad = torch.where(probs > 0, grad / probs.clamp_min(torch.finfo(probs.dtype).tiny), torch.zeros_like(grad))
+    with torch.no_grad():
+        if opt is None:
+            z -= cfg.lr * grad
+        else:
+            z.grad = grad
+            opt.step()
+    if not bool(torch.isfinite(z).all()):
+        raise FloatingPointError(f"logits became non-finite ({cfg.objective}, {cfg.gradient} gradient, "
+                                 f"lr={cfg.lr}); lower lr or check the configuration")

@@ -1,4 +1,10 @@
-"""The bang-bang controller shared by REPO's ζ and ADAPO's ε_high: compare entropy with a target, nudge.
+"""Controllers that steer one value from the measured entropy, once per iteration.
+
+`EntropyTargetController` is the base: compare entropy with a target, step the value. REPO's ζ
+(`repo.ZetaController`) and ADAPO's ε_high (`adapo.EpsHighController`) step it bang-bang; the
+entropy-bonus coefficient here (`EntropyCoefController`) steps it by dual ascent. Their constructor
+arguments carry the config fields' names (`eps_high_min`, `entropy_coef_rate`, `target_entropy`, ...);
+`entropy_control.EntropyControls` builds all three from a config.
 
 A controller holds one value per independent run: a float, or a tensor of shape [seeds] when the
 bandit engine runs many seeds at once (each seed is steered by its own measured entropy).
@@ -30,13 +36,13 @@ def _plain(x: Tensor | None) -> float | list | None:
 class EntropyTargetController:
     """Base class: `update(entropy)` raises the value when entropy is below target, lowers it when above.
 
-    target=None: the first update records the measured entropy as the target and leaves the value as is.
+    target_entropy=None: the first update records the measured entropy as the target and leaves the value as is.
     Subclasses define `_raise` and `_lower` (elementwise on float64 tensors), or override `_step`.
     """
 
-    def __init__(self, value: float | Tensor, target: float | Tensor | None = None) -> None:
+    def __init__(self, value: float | Tensor, target_entropy: float | Tensor | None = None) -> None:
         self._value = _as_f64("value", value)
-        self._target = None if target is None else _as_f64("target", target)
+        self._target = None if target_entropy is None else _as_f64("target_entropy", target_entropy)
 
     @property
     def value(self) -> float | Tensor:
@@ -44,7 +50,8 @@ class EntropyTargetController:
         return self._value.item() if self._value.dim() == 0 else self._value.clone()
 
     @property
-    def target(self) -> float | Tensor | None:
+    def target_entropy(self) -> float | Tensor | None:
+        """The entropy it steers toward (None until the first update when none was given)."""
         if self._target is None:
             return None
         return self._target.item() if self._target.dim() == 0 else self._target.clone()
@@ -75,7 +82,7 @@ class EntropyTargetController:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: value, target and the rule's parameters (JSON-serialisable)."""
-        return {"kind": type(self).__name__, "value": _plain(self._value), "target": _plain(self._target),
+        return {"kind": type(self).__name__, "value": _plain(self._value), "target_entropy": _plain(self._target),
                 **self._params()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -86,31 +93,33 @@ class EntropyTargetController:
             if state.get(k) != v:
                 raise ValueError(f"state has {k}={state.get(k)!r} but this controller has {k}={v!r}")
         self._value = torch.tensor(state["value"], dtype=torch.float64)
-        self._target = None if state["target"] is None else torch.tensor(state["target"], dtype=torch.float64)
+        target = state["target_entropy"]
+        self._target = None if target is None else torch.tensor(target, dtype=torch.float64)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(value={self.value}, target={self.target})"
+        return f"{type(self).__name__}(value={self.value}, target_entropy={self.target_entropy})"
 
 
 class EntropyCoefController(EntropyTargetController):
-    """Adaptive coefficient of an explicit entropy bonus: coef ← max(0, coef + rate · (target - H)).
+    """Adaptive coefficient of an explicit entropy bonus: coef ← max(0, coef + entropy_coef_rate · (target - H)).
 
     The bonus grows while entropy is below target and shrinks (never below 0) while above: dual ascent on
     the constraint H >= target, as in SAC's temperature tuning. A baseline the book compares REPO with.
     """
 
-    def __init__(self, coef: float | Tensor = 0.0, rate: float = 0.1, target: float | Tensor | None = None) -> None:
-        self.rate = check_number("rate", rate, low=0.0, low_open=True)
-        if isinstance(coef, Tensor):
-            check_tensor("coef", coef)
-            if bool((coef < 0).any()):
-                raise ValueError("coef must be >= 0")
+    def __init__(self, entropy_coef: float | Tensor = 0.0, entropy_coef_rate: float = 0.1,
+                 target_entropy: float | Tensor | None = None) -> None:
+        self.entropy_coef_rate = check_number("entropy_coef_rate", entropy_coef_rate, low=0.0, low_open=True)
+        if isinstance(entropy_coef, Tensor):
+            check_tensor("entropy_coef", entropy_coef)
+            if bool((entropy_coef < 0).any()):
+                raise ValueError("entropy_coef must be >= 0")
         else:
-            coef = check_number("coef", coef, low=0.0)
-        super().__init__(coef, target)
+            entropy_coef = check_number("entropy_coef", entropy_coef, low=0.0)
+        super().__init__(entropy_coef, target_entropy)
 
     def _step(self, v: Tensor, h: Tensor, target: Tensor) -> Tensor:
-        return (v + self.rate * (target - h)).clamp_min(0.0)
+        return (v + self.entropy_coef_rate * (target - h)).clamp_min(0.0)
 
     def _params(self) -> dict[str, float]:
-        return {"rate": self.rate}
+        return {"entropy_coef_rate": self.entropy_coef_rate}

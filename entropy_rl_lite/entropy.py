@@ -17,8 +17,11 @@ def _logp(logits: Tensor) -> Tensor:
     return torch.log_softmax(fp32(logits), dim=-1)
 
 
-def _entropy_from_logp(logp: Tensor) -> Tensor:
-    """[..., K] log-probs -> [...] entropy; arms with π = 0 contribute 0 (not 0·(-inf) = NaN)."""
+def entropy_from_logp(logp: Tensor) -> Tensor:
+    """H = -Σ π log π from log-probabilities (no checks: for loops that hold a log_softmax). [..., K] -> [...].
+
+    Arms with π = 0 contribute 0 (not 0·(-inf) = NaN).
+    """
     probs = logp.exp()
     # where(π == 0) rather than where(π > 0): a NaN must propagate, not read as a zero-probability arm.
     return torch.where(probs == 0, torch.zeros_like(logp), -probs * logp).sum(-1) + 0.0  # + 0.0: no "-0.0"
@@ -37,14 +40,14 @@ def _check_logits(logits: object) -> Tensor:
 def entropy(logits: Tensor) -> Tensor:
     """H(softmax(logits)) in nats. [..., K] -> [...]."""
     _check_logits(logits)
-    return _entropy_from_logp(_logp(logits))
+    return entropy_from_logp(_logp(logits))
 
 
 def centered_logp(logits: Tensor) -> Tensor:
     """L = log π + H(π), mean zero under π. [..., K] -> [..., K]."""
     _check_logits(logits)
     logp = _logp(logits)
-    return logp + _entropy_from_logp(logp).unsqueeze(-1)
+    return logp + entropy_from_logp(logp).unsqueeze(-1)
 
 
 def entropy_change_first_order(logits: Tensor, delta_logits: Tensor) -> Tensor:
@@ -55,7 +58,7 @@ def entropy_change_first_order(logits: Tensor, delta_logits: Tensor) -> Tensor:
     logp = _logp(logits)
     probs = logp.exp()
     # Cov_π(log π, Δz) = E_π[L · Δz] because L already has mean zero under π.
-    L = logp + _entropy_from_logp(logp).unsqueeze(-1)
+    L = logp + entropy_from_logp(logp).unsqueeze(-1)
     return -(probs * L * fp32(delta_logits)).sum(-1)
 
 
@@ -87,6 +90,8 @@ def predicted_entropy_change(logits: Tensor, adv: Tensor, lr: float, gradient: s
 
     vanilla: ΔH ≈ -lr · Σ_a π(a)² A(a) L(a) (with A centred under π); natural: ΔH ≈ -lr · Cov_π(log π, A).
     """
+    # Composed rather than written out: the Lemma ΔH ≈ -Σ π L Δz with the vanilla step Δz = lr·π⊙(A - E_π A)
+    # gives ΔH ≈ -lr · Σ_a π(a)² (A(a) - E_π A) L(a), Theorem 1's form; with A centred, E_π A = 0.
     return entropy_change_first_order(logits, pg_logit_step(logits, adv, lr, gradient))
 
 

@@ -5,33 +5,42 @@ bool (which tokens count) or float (per-token weights; the exact bandit engine w
 π_old this way). Leading dimensions are independent problems (e.g. bandit seeds): every reduction is
 over the last two dimensions only, so `policy_loss` returns a scalar for [B, T] input and a tensor of
 shape [...] otherwise. Advantages may be per token [..., B, T] or per sequence [..., B].
+
+One small function per surrogate (`reinforce`, `ppo_clip`, `cispo`, `clip_cov_drop`, `kl_cov_penalty`),
+the GSPO `sequence_ratio`, and `policy_loss`, which checks its inputs and dispatches to them.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_eps, check_number, check_tensor, check_weights, fp32, is_trusted
-from .metrics import clip_fractions, per_problem
+from ._checks import check_choice, check_eps, check_number, check_tensor, check_weights, fp32, per_problem
+from .metrics import clip_fractions
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 OBJECTIVES = ("reinforce", "ppo", "gspo", "cispo", "clip_cov", "kl_cov")
 
 
+# -- weights and reductions -------------------------------------------------------------------------------
 def as_weights(mask: Tensor, like: Tensor) -> Tensor:
     """A bool or float mask as float weights shaped like `like`; rejects negative, NaN and empty masks."""
     if not isinstance(mask, Tensor):
         raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.shape != like.shape:
         raise ValueError(f"mask has shape {tuple(mask.shape)} but the per-token values have {tuple(like.shape)}")
-    w = mask.to(like.dtype) if mask.dtype == torch.bool else fp32(mask).to(like.dtype)
-    if is_trusted():
-        return w
+    w = _weights(mask, like)
     check_weights("mask", w)
     empty = (w.flatten(-2).sum(-1) <= 0) if w.dim() >= 2 else (w.sum() <= 0)
     if bool(empty.any()):
         raise ValueError("mask selects no token (its sum is 0) for at least one problem; nothing to learn from")
     return w
+
+
+def _weights(mask: Tensor, like: Tensor) -> Tensor:
+    """The float view of a bool or float mask, in `like`'s dtype (no checks)."""
+    return mask.to(like.dtype) if mask.dtype == torch.bool else fp32(mask).to(like.dtype)
 
 
 def masked_mean(values: Tensor, weights: Tensor) -> Tensor:
@@ -50,8 +59,14 @@ def aggregate(values: Tensor, mask: Tensor, agg: str = "token-mean", horizon: in
     check_choice("agg", agg, AGGREGATIONS)
     if values.dim() < 2:
         raise ValueError(f"per-token values must be [..., B, T], got shape {tuple(values.shape)}")
+    if horizon is not None:
+        check_number("horizon", horizon, low=0.0, low_open=True)
     values = fp32(values)
-    w = as_weights(mask, values)
+    return aggregate_unchecked(values, as_weights(mask, values), agg, horizon)
+
+
+def aggregate_unchecked(values: Tensor, w: Tensor, agg: str = "token-mean", horizon: int | None = None) -> Tensor:
+    """`aggregate` without input checks: fp32 values and float weights [..., B, T] -> [...]."""
     if agg == "token-mean":
         return masked_mean(values, w)
     seq_w = w.sum(-1)  # [..., B]
@@ -64,20 +79,50 @@ def aggregate(values: Tensor, mask: Tensor, agg: str = "token-mean", horizon: in
     if agg == "seq-mean-token-sum":
         return seq_sum.sum(-1) / n_seq
     horizon = values.shape[-1] if horizon is None else horizon
-    check_number("horizon", horizon, low=0.0, low_open=True)
     return seq_sum.sum(-1) / (values.shape[-2] * horizon)
 
 
-def _cov_scores(logp: Tensor, adv: Tensor, w: Tensor) -> Tensor:
-    """Per-token (log π - mean log π)(A - mean A), means over the valid tokens of each problem (Cui et al.)."""
+# -- ratios -----------------------------------------------------------------------------------------------
+def sequence_ratio(logp: Tensor, logp_old: Tensor, mask: Tensor) -> Tensor:
+    """GSPO's s_i = exp(mean_t (log π - log π_old)) over each sequence's tokens (paper.md §2). [..., B, T] -> [..., B]."""
+    check_tensor("logp", logp, min_dim=2)
+    check_tensor("logp_old", logp_old, min_dim=2)
+    logp = fp32(logp)
+    w = as_weights(mask, logp)
+    return torch.exp(_sequence_log_ratio(logp - fp32(logp_old).to(logp.dtype).detach(), w))
+
+
+def _sequence_log_ratio(log_ratio: Tensor, w: Tensor) -> Tensor:
+    """Weighted mean of the per-token log-ratio within each sequence. [..., B, T] -> [..., B]."""
+    return (w * log_ratio).sum(-1) / w.sum(-1).clamp_min(torch.finfo(log_ratio.dtype).tiny)
+
+
+# -- surrogates: per-token losses [..., B, T] -------------------------------------------------------------
+def reinforce(logp: Tensor, adv: Tensor) -> Tensor:
+    """-A·log π (paper.md §2, REINFORCE); on-policy it has PPO's gradient at r = 1."""
+    return -adv * logp
+
+
+def ppo_clip(ratio: Tensor, adv: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """-min(r·A, clip(r, 1-ε_low, 1+ε_high)·A) with lo = 1-ε_low, hi = 1+ε_high (paper.md §2, PPO-clip)."""
+    return -torch.minimum(ratio * adv, torch.clamp(ratio, lo, hi) * adv)
+
+
+def cispo(ratio: Tensor, adv: Tensor, logp: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """-sg(clip(r, lo, hi))·A·log π: the clipped ratio is a weight, and every token keeps its gradient (CISPO)."""
+    return -torch.clamp(ratio, lo, hi).detach() * adv * logp
+
+
+def cov_scores(logp: Tensor, adv: Tensor, w: Tensor) -> Tensor:
+    """Per-token (log π - mean log π)(A - mean A), means over each problem's valid tokens (Cui et al.). -> [..., B, T]."""
     lp = logp.detach()
     lp_c = lp - masked_mean(lp, w)[..., None, None]
     a_c = adv - masked_mean(adv, w)[..., None, None]
     return lp_c * a_c
 
 
-def _select(score: Tensor, eligible: Tensor, ratio: float, w: Tensor) -> Tensor:
-    """Pick max(1, int(ratio · n_valid)) eligible tokens per problem with the highest score. -> bool like score."""
+def _top_tokens(score: Tensor, eligible: Tensor, ratio: float, w: Tensor) -> Tensor:
+    """The max(1, int(ratio · n_valid)) eligible tokens of each problem with the highest score. -> bool like score."""
     flat = torch.where(eligible, score, torch.full_like(score, -torch.inf)).flatten(-2)
     n_valid = (w > 0).flatten(-2).sum(-1)
     # At least one token whenever ratio > 0 (as Cui et al.'s code does), at most the eligible ones.
@@ -89,6 +134,30 @@ def _select(score: Tensor, eligible: Tensor, ratio: float, w: Tensor) -> Tensor:
     return (rank < k.unsqueeze(-1)).reshape(score.shape)
 
 
+def clip_cov_drop(ratio: Tensor, adv: Tensor, logp: Tensor, w: Tensor, lo: Tensor, hi: Tensor, frac: float,
+                  bounds: tuple[float, float], generator: torch.Generator | None = None) -> Tensor:
+    """Clip-Cov's tokens to remove from PPO's gradient: a random `frac` of those with cov in `bounds`. -> bool [..., B, T].
+
+    Tokens PPO already clips carry no gradient; Clip-Cov chooses among the others (Cui et al.).
+    """
+    low, high = bounds
+    cov = cov_scores(logp, adv, w)
+    ppo_clipped = (torch.clamp(ratio, lo, hi) * adv < ratio * adv).detach()
+    eligible = (w > 0) & (cov > low) & (cov < high) & ~ppo_clipped
+    # Drawn where the generator lives (a CPU generator cannot fill a CUDA tensor), then moved.
+    gen_device = generator.device if generator is not None else cov.device
+    noise = torch.rand(cov.shape, generator=generator, dtype=cov.dtype, device=gen_device).to(cov.device)
+    return _top_tokens(noise, eligible, frac, w)
+
+
+def kl_cov_penalty(logp: Tensor, logp_old: Tensor, adv: Tensor, w: Tensor, frac: float,
+                   coef: float) -> tuple[Tensor, Tensor]:
+    """KL-Cov's per-token penalty coef·|log π - log π_old| on the `frac` tokens of largest cov. -> (penalty, chosen)."""
+    chosen = _top_tokens(cov_scores(logp, adv, w), w > 0, frac, w)
+    return coef * chosen * (logp - logp_old.detach()).abs(), chosen
+
+
+# -- the loss ---------------------------------------------------------------------------------------------
 def policy_loss(
     logp: Tensor,
     logp_old: Tensor,
@@ -106,18 +175,12 @@ def policy_loss(
     kl_coef: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Per-token surrogate, then aggregation. logp, logp_old, mask [..., B, T]; adv [..., B, T] or [..., B].
+    """Per-token surrogate of `kind`, then aggregation. logp, logp_old, mask [..., B, T]; adv [..., B, T] or [..., B].
 
-    Returns (loss [...] — a scalar for 2-D input —, metrics of detached [...] tensors). Kinds:
-    reinforce  -A·log π (the ratio is ignored; the on-policy gradient is the same)
-    ppo        -min(r·A, clip(r, 1-eps_low, 1+eps_high)·A); DAPO clip-higher is eps_high > eps_low
-    gspo       ppo on the sequence ratio s = exp(mean_t(log π - log π_old)), gradient per token
-    cispo      -sg(clip(r, 1-eps_low, 1+eps_high))·A·log π: clipped weight, every token keeps a gradient
-    clip_cov   ppo, with a random max(1, int(clip_cov_ratio·n)) of the tokens whose centred cov(log π, A)
-               lies in clip_cov_bounds (and that PPO does not already clip) removed from the gradient (Cui et al.)
-    kl_cov     -r·A plus kl_coef·|log π - log π_old| on the max(1, int(kl_cov_ratio·n)) tokens of largest cov
-    GSPO's own objective averages per sequence: pass agg="seq-mean-token-mean" with kind="gspo"
-    (token-mean weights long sequences more). Bandits (one token per episode) are unaffected.
+    Returns (loss [...] — a scalar for 2-D input —, metrics of detached [...] tensors). Kinds: reinforce,
+    ppo (DAPO's clip-higher is eps_high > eps_low), gspo (ppo on `sequence_ratio`), cispo, clip_cov (ppo
+    minus `clip_cov_drop`'s tokens), kl_cov (-r·A plus `kl_cov_penalty`). eps_low/eps_high are numbers or
+    one per problem [...]. GSPO's own objective averages per sequence: pass agg="seq-mean-token-mean".
     """
     check_choice("kind", kind, OBJECTIVES)
     check_choice("agg", agg, AGGREGATIONS)
@@ -134,58 +197,81 @@ def policy_loss(
     eps_low, eps_high = check_eps("eps_low", eps_low), check_eps("eps_high", eps_high)
     if float(torch.as_tensor(eps_low).max()) > 1:
         raise ValueError(f"eps_low must be <= 1 (the ratio's lower bound 1 - eps_low must be >= 0), got {eps_low}")
+    options = check_loss_options(horizon=horizon, clip_cov_ratio=clip_cov_ratio, clip_cov_bounds=clip_cov_bounds,
+                                 kl_cov_ratio=kl_cov_ratio, kl_coef=kl_coef)
+    logp = fp32(logp)
+    return policy_loss_unchecked(logp, fp32(logp_old).to(logp.dtype), fp32(adv).to(logp.dtype), as_weights(mask, logp),
+                                 kind, eps_low, eps_high, agg, generator=generator, **options)
 
-    logp, logp_old, adv = fp32(logp), fp32(logp_old).to(fp32(logp).dtype), fp32(adv).to(fp32(logp).dtype)
-    w = as_weights(mask, logp)
+
+def check_loss_options(**options: Any) -> dict[str, Any]:
+    """Validate `policy_loss`'s keyword options (as a config's loss_kwargs holds them); -> them as numbers."""
+    out = dict(options)
+    if options.get("horizon") is not None:
+        out["horizon"] = check_number("horizon", options["horizon"], low=0.0, low_open=True)
+    for name in ("clip_cov_ratio", "kl_cov_ratio"):
+        if name in options:
+            out[name] = check_number(name, options[name], low=0.0, high=1.0)
+    if "kl_coef" in options:
+        out["kl_coef"] = check_number("kl_coef", options["kl_coef"], low=0.0)
+    if "clip_cov_bounds" in options:
+        bounds = options["clip_cov_bounds"]
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise TypeError(f"clip_cov_bounds must be a pair (low, high), got {bounds!r}")
+        low = check_number("clip_cov_bounds[0]", bounds[0])
+        out["clip_cov_bounds"] = (low, check_number("clip_cov_bounds[1]", bounds[1], low=low))
+    return out
+
+
+def policy_loss_unchecked(logp: Tensor, logp_old: Tensor, adv: Tensor, w: Tensor, kind: str,
+                          eps_low: float | Tensor, eps_high: float | Tensor, agg: str = "token-mean", *,
+                          horizon: int | None = None, clip_cov_ratio: float = 2e-4,
+                          clip_cov_bounds: tuple[float, float] = (1.0, 5.0), kl_cov_ratio: float = 2e-3,
+                          kl_coef: float = 1.0, generator: torch.Generator | None = None,
+                          ) -> tuple[Tensor, dict[str, Tensor]]:
+    """`policy_loss` without input checks: fp32 logp, logp_old, adv and float weights w, all [..., B, T]."""
+    # ε may be one number per problem ([seeds] in the bandit engine): per_problem makes it [..., 1, 1].
     lo = torch.as_tensor(1.0 - per_problem(eps_low, logp), dtype=logp.dtype)
     hi = torch.as_tensor(1.0 + per_problem(eps_high, logp), dtype=logp.dtype)
     log_ratio = logp - logp_old.detach()
-    metrics: dict[str, Tensor] = {}
-
     if kind == "gspo":
-        seq_log_ratio = (w * log_ratio).sum(-1) / w.sum(-1).clamp_min(torch.finfo(logp.dtype).tiny)  # [..., B]
         # s_{i,t} = sg[s_i] · π_t / sg[π_t]: equals s_i in value, carries each token's own gradient.
-        ratio = torch.exp(seq_log_ratio.detach().unsqueeze(-1) + logp - logp.detach())
+        ratio = torch.exp(_sequence_log_ratio(log_ratio, w).detach().unsqueeze(-1) + logp - logp.detach())
     else:
         ratio = torch.exp(log_ratio)
-    clipped = torch.clamp(ratio, lo, hi)
 
+    metrics: dict[str, Tensor] = {}
     if kind == "reinforce":
-        per_token = -adv * logp
+        per_token = reinforce(logp, adv)
     elif kind == "cispo":
-        per_token = -clipped.detach() * adv * logp
+        per_token = cispo(ratio, adv, logp, lo, hi)
     elif kind == "kl_cov":
-        per_token = -ratio * adv
-        top = _select(_cov_scores(logp, adv, w), w > 0, check_number("kl_cov_ratio", kl_cov_ratio, low=0.0, high=1.0), w)
-        per_token = per_token + check_number("kl_coef", kl_coef, low=0.0) * top * (logp - logp_old.detach()).abs()
-        metrics["cov_frac"] = masked_mean(top.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
+        penalty, chosen = kl_cov_penalty(logp, logp_old, adv, w, kl_cov_ratio, kl_coef)
+        per_token = -ratio * adv + penalty
+        metrics["cov_frac"] = masked_mean(chosen.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
     else:  # ppo, gspo, clip_cov
-        per_token = -torch.minimum(ratio * adv, clipped * adv)
+        per_token = ppo_clip(ratio, adv, lo, hi)
         if kind == "clip_cov":
-            low, high = clip_cov_bounds
-            check_number("clip_cov_bounds[0]", low)
-            check_number("clip_cov_bounds[1]", high, low=low)
-            cov = _cov_scores(logp, adv, w)
-            # Tokens PPO already clips carry no gradient; Clip-Cov chooses among the others.
-            ppo_clipped = (clipped * adv < ratio * adv).detach()
-            eligible = (w > 0) & (cov > low) & (cov < high) & ~ppo_clipped
-            # Drawn where the generator lives (a CPU generator cannot fill a CUDA tensor), then moved.
-            gen_device = generator.device if generator is not None else cov.device
-            noise = torch.rand(cov.shape, generator=generator, dtype=cov.dtype, device=gen_device).to(cov.device)
-            drop = _select(noise, eligible, check_number("clip_cov_ratio", clip_cov_ratio, low=0.0, high=1.0), w)
+            drop = clip_cov_drop(ratio, adv, logp, w, lo, hi, clip_cov_ratio, clip_cov_bounds, generator)
             per_token = per_token * (~drop)  # dropped tokens contribute neither value nor gradient
             metrics["cov_frac"] = masked_mean(drop.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
 
-    loss = aggregate(per_token, w, agg, horizon)
+    loss = aggregate_unchecked(per_token, w, agg, horizon)
+    return loss, {**metrics, **_ratio_metrics(ratio.detach(), log_ratio.detach(), adv, w, kind, eps_low, eps_high)}
+
+
+def _ratio_metrics(ratio: Tensor, log_ratio: Tensor, adv: Tensor, w: Tensor, kind: str, eps_low: float | Tensor,
+                   eps_high: float | Tensor) -> dict[str, Tensor]:
+    """Clip fractions, k3 KL(old‖new), mean and max ratio over the weighted tokens. -> dict of [...]."""
     if kind == "reinforce":  # nothing is clipped, by construction
-        zero = torch.zeros(w.shape[:-2], dtype=w.dtype)
-        metrics.update(clip_frac_low=zero, clip_frac_high=zero, clip_frac=zero)
+        zero = torch.zeros(w.shape[:-2], dtype=w.dtype, device=w.device)
+        metrics = {"clip_frac_low": zero, "clip_frac_high": zero, "clip_frac": zero}
     else:
-        metrics.update(clip_fractions(ratio.detach(), adv, w, eps_low, eps_high))
-    metrics["approx_kl"] = masked_mean((ratio.detach() - 1) - log_ratio.detach(), w)  # k3 estimator of KL(old‖new)
-    metrics["ratio_mean"] = masked_mean(ratio.detach(), w)
-    metrics["ratio_max"] = torch.where(w > 0, ratio.detach(), -torch.inf).flatten(-2).amax(-1)
-    return loss, metrics
+        metrics = clip_fractions(ratio, adv, w, eps_low, eps_high)
+    metrics["approx_kl"] = masked_mean((ratio - 1) - log_ratio, w)  # k3 estimator of KL(old‖new)
+    metrics["ratio_mean"] = masked_mean(ratio, w)
+    metrics["ratio_max"] = torch.where(w > 0, ratio, -torch.inf).flatten(-2).amax(-1)
+    return metrics
 
 
 def entropy_bonus_loss(entropy: Tensor, mask: Tensor, coef: float, agg: str = "token-mean",

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_tensor, fp32
+from ._checks import check_int, check_tensor, fp32, per_problem
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -61,13 +61,6 @@ def cumulative_entropy(entropy: Tensor, dim: int = 0, normalize: bool = False) -
     check_tensor("entropy", entropy, min_dim=1)
     total = fp32(entropy).sum(dim)
     return total / entropy.shape[dim] if normalize else total
-
-
-def per_problem(x: float | Tensor, like: Tensor) -> float | Tensor:
-    """A scalar stays a float; a tensor of leading shape [...] becomes [..., 1, 1] to broadcast over [..., B, T]."""
-    if isinstance(x, Tensor) and x.numel() > 1:
-        return x.to(like.dtype).reshape(*x.shape, *([1] * (like.dim() - x.dim())))
-    return float(x)
 
 
 def clip_fractions(ratio: Tensor, adv: Tensor, weights: Tensor, eps_low: float | Tensor,

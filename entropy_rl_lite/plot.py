@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .bandit import History
+from .logs import read_metrics
 
 
 def _plt():
@@ -93,8 +94,6 @@ def metrics(runs: Mapping[str, Any], fields: Sequence[str] = ("entropy", "reward
     (`Trainer.history`), or groups of them (name -> [path, path, ...]: the lines are seed means with a
     min-max band). smooth: trailing moving average over this many steps (1 = raw). Returns the axes.
     """
-    from .llm.metrics_log import read_metrics  # the LLM part (transformers) is only needed here
-
     if not isinstance(smooth, int) or smooth < 1:
         raise ValueError(f"smooth must be an int >= 1, got {smooth!r}")
     plt = _plt()

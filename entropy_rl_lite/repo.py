@@ -25,27 +25,36 @@ def repo_advantage(adv: Tensor, centered_logp: Tensor, beta: float | Tensor) -> 
     check_same_shape(adv=adv, centered_logp=centered_logp)
     if isinstance(beta, Tensor):
         check_tensor("beta", beta)
-        beta = fp32(beta)
     else:
         beta = check_number("beta", beta)
-    return fp32(adv) - beta * fp32(centered_logp).detach()
+    return _repo_advantage(adv, centered_logp, beta)
+
+
+def _repo_advantage(adv: Tensor, L: Tensor, beta: float | Tensor) -> Tensor:
+    return fp32(adv) - (fp32(beta) if isinstance(beta, Tensor) else beta) * fp32(L).detach()
 
 
 def decorrelating_beta(adv: Tensor, centered_logp: Tensor, probs: Tensor, weights: Tensor,
                        dim: int | tuple[int, ...] = -1) -> Tensor:
-    """β* = E_π[A·L·π] / E_π[L²·π]: the β whose REPO step has zero first-order entropy change.
+    """β* = E_w[π·A·L] / E_w[π·L²]: the β whose REPO step has zero first-order entropy change.
 
-    All inputs share a shape; `weights` say how each entry counts in the expectation: π itself for an
-    exact sum over every action, a 0/1 mask (or 1/n) for tokens sampled from π. `probs` is π of each
-    entry's action. Reduces over `dim` (e.g. -1 over arms, or (-2, -1) over a [B, T] batch).
+    All inputs share a shape and reduce over `dim` (-1 over arms, (-2, -1) over a [B, T] batch):
+        β* = Σ w·π·A·L / Σ w·π·L²
+    Two different π appear. `weights` (w) is the expectation's weight: π_old itself for an exact sum over
+    every action, a 0/1 mask (or 1/n) for tokens sampled from π. `probs` (π) is Theorem 1's extra factor
+    of the vanilla gradient, ΔH ≈ -η E_π[π·A·L]; for natural policy gradient (ΔH ≈ -η Cov_π(log π, A))
+    pass probs = 1: β* = E_w[A·L] / E_w[L²].
     Assumes A is centred under π (E_π A = 0), as policy-gradient advantages are; otherwise the
     baseline's share E_π A · Σ π² L also moves entropy and β* does not cancel it.
-    For natural policy gradient (ΔH ≈ -η Cov_π(log π, A)) pass probs = 1: β* = E_π[A·L] / E_π[L²].
     """
     for name, x in (("adv", adv), ("centered_logp", centered_logp), ("probs", probs), ("weights", weights)):
         check_tensor(name, x)
     check_same_shape(adv=adv, centered_logp=centered_logp, probs=probs, weights=weights)
-    adv, L, probs, w = fp32(adv), fp32(centered_logp).detach(), fp32(probs).detach(), fp32(weights)
+    return _decorrelating_beta(adv, centered_logp, probs, weights, dim)
+
+
+def _decorrelating_beta(adv: Tensor, L: Tensor, probs: Tensor, w: Tensor, dim: int | tuple[int, ...]) -> Tensor:
+    adv, L, probs, w = fp32(adv), fp32(L).detach(), fp32(probs).detach(), fp32(w)
     num = (w * probs * adv * L).sum(dim)
     den = (w * probs * L.square()).sum(dim)
     # A uniform policy has L ≡ 0: no β can move entropy to first order, and 0 is the honest answer. L is
@@ -75,14 +84,22 @@ def repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = 
     check_tensor("logp", logp, allow_neg_inf=True)
     check_same_shape(adv=adv, logp=logp)
     logp_floor = check_number("logp_floor", logp_floor, high=0.0)
+    _check_zeta(zeta)
+    return _repo_r(adv, logp, zeta, logp_floor)
+
+
+def _check_zeta(zeta: float | Tensor) -> None:
     if isinstance(zeta, Tensor):
         check_tensor("zeta", zeta)
-        zeta = fp32(zeta)
         big = zeta.abs().max().item() if zeta.numel() else 0.0
     else:
-        zeta = big = check_number("zeta", zeta)
+        big = check_number("zeta", zeta)
     if abs(big) > ZETA_LIMIT:  # beyond this ζ·log π overflows meaningfully; the paper's |ζ| is <= 10
         raise ValueError(f"|zeta| must be <= {ZETA_LIMIT:g}, got {big:g}")
+
+
+def _repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = -20.0) -> Tensor:
+    zeta = fp32(zeta) if isinstance(zeta, Tensor) else zeta
     adv = fp32(adv)
     lp = fp32(logp).detach().clamp_min(logp_floor)
     up = (adv * (1 - zeta * lp)).clamp_min(0)
@@ -108,23 +125,42 @@ def shape_advantage(adv: Tensor, logp: Tensor, entropy: Tensor, weights: Tensor,
     entropy by E_π[A·L], not E_π[A·L·π]).
     """
     check_choice("variant", variant, REPO_VARIANTS)
-    if not isinstance(zeta, Tensor):
-        zeta = check_number("zeta", zeta)
-        if abs(zeta) > ZETA_LIMIT:
-            raise ValueError(f"|zeta| must be <= {ZETA_LIMIT:g}, got {zeta:g}")
+    _check_zeta(zeta)
+    check_tensor("adv", adv)
+    if variant is not None:
+        check_tensor("logp", logp, allow_neg_inf=variant == "repo_r")
+        check_same_shape(adv=adv, logp=logp)
+    if variant in ("beta", "decorrelate", "repo_d"):
+        check_tensor("entropy", entropy)
+        check_same_shape(adv=adv, logp=logp, entropy=entropy)
+    if variant == "beta" and isinstance(beta, Tensor):
+        check_tensor("beta", beta)
+    elif variant == "beta":
+        beta = check_number("beta", beta)
+    if variant in ("decorrelate", "repo_d"):
+        check_tensor("weights", weights)
+        check_same_shape(adv=adv, weights=weights)
+    return shape_advantage_unchecked(adv, logp, entropy, weights, variant, zeta=zeta, beta=beta, natural=natural,
+                                     dim=dim)
+
+
+def shape_advantage_unchecked(adv: Tensor, logp: Tensor, entropy: Tensor, weights: Tensor, variant: str | None, *,
+                              zeta: float | Tensor = 0.0, beta: float | Tensor = 0.0, natural: bool = False,
+                              dim: int | tuple[int, ...] = -1) -> Tensor:
+    """`shape_advantage` without input checks, for loops that validated their inputs once."""
     if variant is None:
         return fp32(adv)
     if variant == "repo_r":
-        return repo_r(adv, logp, zeta)
+        return _repo_r(adv, logp, zeta)
     L = (fp32(logp) + fp32(entropy)).detach()
     if variant == "beta":
-        return repo_advantage(adv, L, beta)
+        return _repo_advantage(adv, L, beta)
     probs = torch.ones_like(L) if natural else fp32(logp).detach().exp()
-    b = decorrelating_beta(adv, L, probs, weights, dim)
+    b = _decorrelating_beta(adv, L, probs, weights, dim)
     for d in sorted(d % adv.dim() for d in ((dim,) if isinstance(dim, int) else dim)):
         b = b.unsqueeze(d)  # keep the reduced dims so β broadcasts back over them
     scale = 1.0 if variant == "decorrelate" else zeta
-    return repo_advantage(adv, L, scale * b)
+    return _repo_advantage(adv, L, scale * b)
 
 
 class ZetaController(EntropyTargetController):
@@ -136,7 +172,7 @@ class ZetaController(EntropyTargetController):
     """
 
     def __init__(self, zeta: float | Tensor = 1e-3, zeta_min: float = 1e-4, zeta_max: float = 0.05,
-                 target: float | Tensor | None = None) -> None:
+                 target_entropy: float | Tensor | None = None) -> None:
         self.zeta_min = check_number("zeta_min", zeta_min, low=0.0, low_open=True)
         self.zeta_max = check_number("zeta_max", zeta_max, low=self.zeta_min)
         z = zeta if isinstance(zeta, Tensor) else check_number("zeta", zeta)
@@ -144,7 +180,7 @@ class ZetaController(EntropyTargetController):
         if bool(((mag > self.zeta_max) | ((mag > 0) & (mag < self.zeta_min))).any()):
             raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = "
                              f"[{self.zeta_min:g}, {self.zeta_max:g}], got {z}")
-        super().__init__(z, target)
+        super().__init__(z, target_entropy)
 
     def _raise(self, v: Tensor) -> Tensor:
         grown = torch.where(v == 0, torch.full_like(v, self.zeta_min), (2 * v).clamp_max(self.zeta_max))

@@ -175,14 +175,14 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path, tok, task):
     part.train(1, progress=False)  # the "crash" comes after one more logged step that the checkpoint lacks
     del part
     resumed = Trainer.resume(tmp_path / "ckpt", task)
-    assert resumed.step_count == 2 and resumed.zeta_ctrl.target is not None
+    assert resumed.step_count == 2 and resumed.controls.controllers["zeta"].target_entropy is not None
     resumed.train(progress=False)
 
     assert _without_timing(read_metrics(tmp_path / "part.jsonl")) == _without_timing(full_rows)
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
-    assert full.zeta_ctrl.state_dict() == resumed.zeta_ctrl.state_dict()
-    assert full.eps_ctrl.state_dict() == resumed.eps_ctrl.state_dict()
+    assert full.controls.state_dict() == resumed.controls.state_dict()
+    assert set(resumed.controls.state_dict()) == {"zeta", "eps_high", "entropy_coef"}
 
 
 def test_resume_refuses_another_task_or_a_partial_checkpoint(tmp_path, tok, task):
@@ -197,20 +197,21 @@ def test_resume_refuses_another_task_or_a_partial_checkpoint(tmp_path, tok, task
 
 
 def test_repo_r_in_the_trainer_calls_the_shared_function(tok, task, monkeypatch):
-    """The trainer shapes advantages through erl.repo.shape_advantage, the bandit engine's function."""
+    """The trainer shapes advantages through the kernel of erl.shape_advantage that the bandit engine calls."""
     import entropy_rl_lite.llm.trainer as trainer_mod
     calls = []
-    real = trainer_mod.shape_advantage
+    real = trainer_mod.shape_advantage_unchecked
 
     def spy(*args, **kwargs):
         calls.append(args[4])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_mod, "shape_advantage", spy)
+    monkeypatch.setattr(trainer_mod, "shape_advantage_unchecked", spy)
     Trainer(TrainConfig(steps=1, prompts_per_step=2, group_size=4, repo="repo_r", zeta=0.01), task,
             tokenizer=tok).train(progress=False)
     assert calls == ["repo_r"]
-    assert trainer_mod.shape_advantage is spy and erl.bandit.shape_advantage is real
+    assert trainer_mod.shape_advantage_unchecked is spy and erl.bandit.shape_advantage_unchecked is real
+    assert real is erl.repo.shape_advantage_unchecked
 
 
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
@@ -285,8 +286,7 @@ def test_reusing_the_first_forward_pass_for_logp_old_changes_nothing(tok, task):
     runs = []
     for fuse in (True, False):
         model.load_state_dict(state)
-        tr = Trainer(cfg, task, model=model, tokenizer=tok)
-        tr._fuse_first_pass = fuse
+        tr = Trainer(cfg.replace(fuse_logp_old=fuse), task, model=model, tokenizer=tok)
         runs.append((_without_timing(tr.train(progress=False))[0], {k: v.clone() for k, v in model.state_dict().items()}))
     (fused, w_fused), (separate, w_separate) = runs
     for k in ("reward", "distinct_correct", "completion_len", "tokens"):   # the same draws: exactly equal

@@ -6,7 +6,7 @@ Each property is a one-line claim from paper.md / design.md:
 - 0 <= H(softmax(z)) <= log K, for any logits with at least one finite entry (-inf = a masked action).
 - The centred log-probability L = log π + H has mean zero under π.
 - The ζ controller keeps |ζ| <= ζ_max always, and |ζ| >= ζ_min once it has moved (it never parks at 0).
-- The ε_high controller keeps ε_high in [eps_min, eps_max].
+- The ε_high controller keeps ε_high in [eps_high_min, eps_high_max].
 - Unbiased pass@k is a probability, non-decreasing in k and in c, and equals 1 - C(n-c,k)/C(n,k).
 - RLOO advantages sum to zero within each group, and each is R_i minus the mean of the others.
 
@@ -231,13 +231,13 @@ def test_zeta_controller_small_start_is_rejected_or_leaves_the_gap(zeta: float) 
     paper.md §5 bounds |ζ| to [ζ_min, ζ_max] (0 allowed as the neutral start); doubling 1e-5 gives 2e-5.
     """
     try:
-        ctrl = erl.ZetaController(zeta=zeta, zeta_min=1e-4, zeta_max=0.05, target=1.0)
+        ctrl = erl.ZetaController(zeta=zeta, zeta_min=1e-4, zeta_max=0.05, target_entropy=1.0)
     except ValueError as exc:
         assert "zeta" in str(exc)
         return
     for h in (0.5, 0.5, 1.5, 0.5):  # too low, too low, too high, too low
         v = ctrl.update(h)
-        assert abs(v) >= 1e-4, f"ZetaController(zeta={zeta}, zeta_min=1e-4, target=1.0): |ζ| = {abs(v):.3g} < zeta_min"
+        assert abs(v) >= 1e-4, f"ZetaController(zeta={zeta}, zeta_min=1e-4, target_entropy=1.0): |ζ| = {abs(v):.3g} < zeta_min"
 
 
 @st.composite

@@ -55,7 +55,7 @@ def test_eps_high_and_zeta_follow_the_controllers(tmp_path):
         zeta_ctrl.update(h["entropy"])
         eps_ctrl.update(h["entropy"])
     assert [h["zeta"] for h in hist] == zetas and [h["eps_high"] for h in hist] == epss
-    assert trainer.epsilon_high == eps_ctrl.value and trainer.zeta == zeta_ctrl.value
+    assert trainer.epsilon_high == eps_ctrl.value and trainer.controls.zeta == zeta_ctrl.value
     assert len(set(epss)) > 1  # the controller moved within the run
     logged = [row["adapo/eps_high"] for row in trainer.state.log_history if "adapo/eps_high" in row]
     assert logged == pytest.approx(epss)  # under TRL's metric names
@@ -77,7 +77,7 @@ def test_controller_state_survives_checkpoint_and_resume(tmp_path):
     resumed.train(resume_from_checkpoint=str(ckpt))
     # the resumed run starts step 4 with the saved values instead of the constructor's
     assert resumed.erl_history[0]["zeta"] == saved["zeta"] and resumed.erl_history[0]["eps_high"] == saved["epsilon_high"]
-    assert resumed.zeta_ctrl.target == full.zeta_ctrl.target
+    assert resumed.controls.controllers["zeta"].target_entropy == full.controls.controllers["zeta"].target_entropy
 
 
 @pytest.mark.parametrize("control,args,match", [

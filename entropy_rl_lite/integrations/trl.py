@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
-from .._checks import check_choice, check_number
-from ..adapo import EpsHighController
-from ..repo import ZetaController, shape_advantage
+from .._checks import check_choice
+from ..entropy_control import EntropyControlFields, EntropyControls
+from ..repo import shape_advantage
 
 try:
     import trl
@@ -48,35 +48,27 @@ if not SUPPORTED_TRL[0] <= Version(trl.__version__) < SUPPORTED_TRL[1]:
                       f"(it overrides GRPOTrainer._compute_loss and _get_per_token_logps_and_entropies); "
                       f"found trl {trl.__version__}")
 
-REPO_VARIANTS = (None, "repo_r", "repo_d")
+SUPPORTED_REPO = (None, "repo_r", "repo_d")
 REPO_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo")  # losses that multiply a per-token advantage
 ADAPO_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo")          # losses whose epsilon_high is PPO's upper clip
 STATE_FILE = "erl_entropy_control.json"
 
 
 @dataclass(frozen=True)
-class EntropyControl:
-    """Which entropy control to run inside TRL. Names and defaults follow `erl.llm.TrainConfig`."""
+class EntropyControl(EntropyControlFields):
+    """Which entropy control to run inside TRL: `EntropyControlFields`, the same names, defaults and checks as
+    `erl.llm.TrainConfig`'s, narrowed to what the adapter runs. ADAPO's start value is TRL's `epsilon_high`.
 
-    repo: str | None = None          # None, "repo_r" or "repo_d" [ours: REPO-D's β over the micro-batch]
-    zeta: float = 1e-3               # ζ (the start value when zeta_control is on)
-    zeta_control: bool = False
-    zeta_min: float = 1e-4
-    zeta_max: float = 0.05
-    adapo: bool = False              # steer TRL's epsilon_high toward the target entropy
-    eps_high_min: float = 0.2
-    eps_high_max: float = 1.0
-    adapo_factor: float = 1.5
-    target_entropy: float | None = None  # None: the entropy of the first optimizer step
+    repo: None, "repo_r" or "repo_d" [ours: REPO-D's β over the micro-batch]. Not available here: repo="beta" /
+    "decorrelate" and the explicit entropy bonus (TRL computes its loss without the full-vocabulary entropy).
+    """
 
     def __post_init__(self) -> None:
-        check_choice("repo", self.repo, REPO_VARIANTS)
-        check_number("zeta", self.zeta)
-        if self.zeta_control and self.repo is None:
-            raise ValueError("zeta_control=True needs repo='repo_r' or 'repo_d'")
-        check_number("adapo_factor", self.adapo_factor, low=1.0, low_open=True)
-        if self.target_entropy is not None:
-            check_number("target_entropy", self.target_entropy, low=0.0)
+        super().__post_init__()
+        check_choice("repo", self.repo, SUPPORTED_REPO)
+        if self.entropy_coef != 0 or self.entropy_coef_control:
+            raise ValueError("the TRL adapter has no explicit entropy bonus: leave entropy_coef = 0 and "
+                             "entropy_coef_control = False (REPO is the bonus estimated from sampled tokens)")
 
 
 class EntropyControlGRPOTrainer(GRPOTrainer):
@@ -102,11 +94,7 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
         if dtype != torch.float32 and not self.args.cast_lm_head_to_fp32:
             warnings.warn(f"the model runs in {dtype} without cast_lm_head_to_fp32=True: log-probs, ratios and REPO's "
                           "log π are then not computed in fp32 (chapter 05)", stacklevel=2)
-        self.zeta = ec.zeta
-        self.zeta_ctrl = (ZetaController(ec.zeta, ec.zeta_min, ec.zeta_max, ec.target_entropy)
-                          if ec.zeta_control else None)
-        self.eps_ctrl = (EpsHighController(self.epsilon_high, ec.eps_high_min, ec.eps_high_max, ec.adapo_factor,
-                                           ec.target_entropy) if ec.adapo else None)
+        self.controls = EntropyControls(ec, eps_high=self.epsilon_high)  # ζ and ε_high; TRL's epsilon_high starts it
         self._erl_window: torch.Tensor | None = None  # [Σ mask·H, Σ mask] over the micro-batches of one step
         self._erl_pending: Any = None
         self.erl_history: list[dict[str, float]] = []  # per optimizer step: entropy, zeta, eps_high (what ran)
@@ -141,7 +129,8 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
                 adv = inputs["advantages"].float()
                 adv = adv[:, None].expand_as(logp) if adv.dim() == 1 else adv
                 variant = "repo_r" if ec.repo == "repo_r" else "repo_d"
-                inputs["advantages"] = shape_advantage(adv, logp, ent, w, variant, zeta=self.zeta, dim=(-2, -1))
+                inputs["advantages"] = shape_advantage(adv, logp, ent, w, variant, zeta=float(self.controls.zeta),
+                                                       dim=(-2, -1))
             if training:
                 stats = torch.stack([(ent * w).sum(), w.sum()])
                 self._erl_window = stats if self._erl_window is None else self._erl_window + stats
@@ -162,32 +151,28 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
         self._erl_window = None
         entropy = (total[0] / total[1].clamp(min=1.0)).item()
         # Logged: the values this step ran with (as erl.llm.Trainer logs them), then the update for the next step.
+        zeta, eps_high = float(self.controls.zeta), float(self.controls.eps_high)
         self.erl_history.append({"entropy": entropy, "local_entropy": (local[0] / local[1].clamp(min=1.0)).item(),
-                                 "zeta": float(self.zeta), "eps_high": float(self.epsilon_high)})
+                                 "zeta": zeta, "eps_high": eps_high})
         metrics = self._metrics["train"]
         metrics["erl/entropy"].append(entropy)
         if self.entropy_control.repo is not None:
-            metrics["repo/zeta"].append(float(self.zeta))
-        if self.eps_ctrl is not None:
-            metrics["adapo/eps_high"].append(float(self.epsilon_high))
-        if self.zeta_ctrl is not None:
-            self.zeta = float(self.zeta_ctrl.update(entropy))
-        if self.eps_ctrl is not None:
-            self.epsilon_high = float(self.eps_ctrl.update(entropy))
+            metrics["repo/zeta"].append(zeta)
+        if self.entropy_control.adapo:
+            metrics["adapo/eps_high"].append(eps_high)
+        self.controls.update(entropy)
+        self.epsilon_high = float(self.controls.eps_high)  # what TRL's clipped loss reads
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def erl_state_dict(self) -> dict[str, Any]:
         """Controller state and the values in force (JSON-serialisable)."""
-        return {"zeta": self.zeta, "epsilon_high": self.epsilon_high, "config": asdict(self.entropy_control),
-                "zeta_ctrl": self.zeta_ctrl.state_dict() if self.zeta_ctrl else None,
-                "eps_ctrl": self.eps_ctrl.state_dict() if self.eps_ctrl else None}
+        return {"zeta": float(self.controls.zeta), "epsilon_high": self.epsilon_high,
+                "config": asdict(self.entropy_control), "controllers": self.controls.state_dict()}
 
     def erl_load_state_dict(self, state: dict[str, Any]) -> None:
-        self.zeta, self.epsilon_high = state["zeta"], state["epsilon_high"]
-        if self.zeta_ctrl is not None and state["zeta_ctrl"] is not None:
-            self.zeta_ctrl.load_state_dict(state["zeta_ctrl"])
-        if self.eps_ctrl is not None and state["eps_ctrl"] is not None:
-            self.eps_ctrl.load_state_dict(state["eps_ctrl"])
+        """Restore `erl_state_dict()`: the controllers, and TRL's epsilon_high in force."""
+        self.controls.load_state_dict(state["controllers"])
+        self.epsilon_high = state["epsilon_high"]
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)

@@ -10,7 +10,7 @@ from .._checks import check_int
 from ..losses import masked_mean
 from ..metrics import distinct_correct, pass_at_k
 from .rollout import Rollout, completion_logprobs, rng_devices, rollout_from_text, sample, seed_rng
-from .warmstart import TextTask
+from .task import TextTask
 
 
 def group_metrics(rollout: Rollout, rewards: torch.Tensor, ks: Sequence[int]) -> dict[str, float]:

@@ -32,11 +32,11 @@ import torch
 from .._checks import check_choice, check_int, check_number
 from .config import TrainConfig
 from .evaluate import evaluate
-from .metrics_log import run_metadata
+from ..logs import run_metadata
 from .model import build_model, load_model, quiet_peft, quiet_progress
 from .profiles import PROFILES
 from .tokenizer import CharTokenizer, load_tokenizer
-from .trainer import _DTYPES, Trainer
+from .trainer import Trainer
 from .warmstart import warm_start
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -254,7 +254,7 @@ def _phase(spec: RunSpec, name: str, phase: int, base: Path, out: Path, device: 
     tok = load_tokenizer(base)
     log_dir = out / f"phase{phase}"
     cfg = spec.train_config(name, phase).replace(log_path=str(log_dir / f"{name}.jsonl"))
-    model = load_model(base, dtype=_DTYPES[cfg.dtype])  # TrainConfig.dtype decides the weights' dtype
+    model = load_model(base, dtype=cfg.torch_dtype)  # TrainConfig.dtype decides the weights' dtype
     if spec.lora is not None:
         model = spec.lora.apply(model, seed=spec.seed)
     trainer = Trainer(cfg, task, model=model, tokenizer=tok, device=device,

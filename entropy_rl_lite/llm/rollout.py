@@ -167,7 +167,7 @@ def position_ids(attention_mask: Tensor) -> Tensor:
     return pos.clamp_min(0)
 
 
-def completion_logprobs(model: PreTrainedModel, rollout: Rollout, chunk_size: int = 1024,
+def completion_logprobs(model: PreTrainedModel, rollout: Rollout, chunk_size: int | None = None,
                         temperature: float = 1.0, amp: bool = False) -> tuple[Tensor, Tensor]:
     """fp32 log π(token) and full-vocabulary entropy H at every completion position: ([N, T], [N, T]).
 

@@ -7,7 +7,7 @@ One iteration (`Trainer.step`), with the library functions it calls:
     reward       task.verify(prompt, completion) -> 1.0 / 0.0
     advantage    `group_advantages(rewards, G, kind)`: one number per sequence, shared by its tokens
     logp_old, H  `completion_logprobs` under no_grad: fp32, chunked, full-vocabulary entropy per token
-    controllers  ζ (`ZetaController`), ε_high (`EpsHighController`), entropy coefficient: one update each
+    controls     `EntropyControls.update`: ζ, ε_high and the entropy coefficient, one controller step each
                  from the measured token-mean entropy of the batch
     updates      epochs × minibatches of: logp -> `shape_advantage` (REPO) -> `policy_loss` (+ entropy
                  bonus) -> backward -> clip grad norm -> optimizer step
@@ -28,23 +28,20 @@ from torch import Tensor
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in Jupyter without ipywidgets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .._checks import trusted
-from ..adapo import EpsHighController
-from ..advantages import group_advantages
-from ..controllers import EntropyCoefController
-from ..losses import entropy_bonus_loss, masked_mean, policy_loss
-from ..repo import ZetaController, shape_advantage
+from ..advantages import group_advantages_unchecked
+from ..entropy_control import EntropyControls
+from ..losses import aggregate_unchecked, masked_mean, policy_loss_unchecked
+from ..repo import shape_advantage_unchecked
 from .checkpoint import load_optimizer_state, load_state, optimizer_state, save_state
 from .config import TrainConfig
 from .evaluate import group_metrics
 from .flops import peak_flops, train_flops
-from .metrics_log import MetricsLog, run_metadata
+from ..logs import MetricsLog, run_metadata
 from .model import build_model, load_model, quiet_peft, quiet_progress
 from .rollout import Rollout, check_scorable, completion_logprobs, rng_devices, sample, seed_rng
 from .tokenizer import CharTokenizer, load_tokenizer
-from .warmstart import TextTask
+from .task import TextTask
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Fields a resumed run cannot change: the optimizer's kind, the model, the random streams, which controllers exist.
 FIXED_ON_RESUME = ("profile", "dtype", "seed", "optimizer", "adapo", "zeta_control", "entropy_coef_control",
                    "target_entropy")
@@ -86,7 +83,7 @@ class Trainer:
         self.base_model_path = base_model_path
         self.tokenizer = tokenizer if tokenizer is not None else CharTokenizer()
         if model is None:
-            model = build_model(self.tokenizer, cfg.profile, seed=cfg.seed, dtype=_DTYPES[cfg.dtype])
+            model = build_model(self.tokenizer, cfg.profile, seed=cfg.seed, dtype=cfg.torch_dtype)
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         check_scorable(model)  # fail now, not after a rollout, for heads the fp32 path cannot score
         self.model = model.to(self.device)
@@ -100,12 +97,7 @@ class Trainer:
                                                                       foreach=True)
         else:
             self.optimizer = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-        self.zeta_ctrl = (ZetaController(cfg.zeta, cfg.zeta_min, cfg.zeta_max, cfg.target_entropy)
-                          if cfg.zeta_control else None)
-        self.eps_ctrl = (EpsHighController(cfg.eps_high, cfg.eps_high_min, cfg.eps_high_max, cfg.adapo_factor,
-                                           cfg.target_entropy) if cfg.adapo else None)
-        self.coef_ctrl = (EntropyCoefController(cfg.entropy_coef, cfg.entropy_coef_rate, cfg.target_entropy)
-                          if cfg.entropy_coef_control else None)
+        self.controls = EntropyControls.from_config(cfg)  # ζ, ε_high, entropy coefficient
         self.generator = torch.Generator().manual_seed(cfg.seed)  # prompts, minibatch order, Clip-Cov draws
         with torch.random.fork_rng(devices=self._rng_devices()):
             seed_rng(cfg.seed + 1, self.device)  # sampling stream, kept apart from the caller's global RNG
@@ -115,7 +107,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._resumed_from: str | None = None
         self._log_started = False
-        self._fuse_first_pass = True  # tests switch it off to check the shortcut changes nothing
 
     def _start_log(self, step: int) -> None:
         """Before the first logged step of this process: a fresh run empties the log and writes its sidecar."""
@@ -166,57 +157,68 @@ class Trainer:
 
     def step(self) -> dict[str, Any]:
         """Run one RL iteration; return (and log) its metrics."""
-        cfg, G = self.config, self.config.group_size
+        cfg = self.config
         t0 = time.perf_counter()
         batch = self._rollout().to(self.device)
         t_rollout = time.perf_counter() - t0
-        prompts = [p for p in batch.prompts for _ in range(G)]
-        rewards = torch.tensor([float(self.task.verify(p, c)) for p, c in zip(prompts, batch.completions)])
-        adv = group_advantages(rewards, G, cfg.advantage, cfg.adv_eps).to(self.device)  # [N]
-        mask = batch.completion_mask
+        rewards, adv = self._score(batch)  # [N], [N]
         self.model.train()
-        # With one update per epoch on the whole batch, the first update's forward pass sees exactly the sampling
-        # policy: take logp_old from it (detached) instead of a separate no-grad pass. One pass fewer; the values
-        # equal the no-grad pass's up to fp32 rounding (autograd may pick other kernels), and logp_old then comes
-        # from the very code path every update uses, so the first ratio is exactly 1.
-        first = None
-        t_update = time.perf_counter()  # a fused first forward belongs to the updates (its FLOPs are counted there)
-        if self._fuse_first_pass and cfg.minibatches == 1 and cfg.grad_accum == 1:
-            first = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
-            logp_old, ent_old = first[0].detach(), first[1].detach()
-        else:
-            with torch.no_grad():
-                logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
-        entropy = masked_mean(ent_old, mask).item()  # the sampling policy's token-mean entropy
-        zeta = self.zeta_ctrl.update(entropy) if self.zeta_ctrl else cfg.zeta
-        eps_high = self.eps_ctrl.update(entropy) if self.eps_ctrl else cfg.eps_high
-        coef = self.coef_ctrl.update(entropy) if self.coef_ctrl else cfg.entropy_coef
-
-        N = len(batch)
-        sums: dict[str, float] = {}
-        n_updates = 0
+        t_update = time.perf_counter()
+        logp_old, ent_old, first = self._old_logprobs(batch)  # [N, T] each; first: see _old_logprobs
         if first is None:
-            t_update = time.perf_counter()
+            t_update = time.perf_counter()  # a separate no-grad pass is not part of the updates
+        entropy = masked_mean(ent_old, batch.completion_mask).item()  # the sampling policy's token-mean entropy
+        zeta, eps_high, coef = self.controls.update(entropy)
+        updates = []
         for _ in range(cfg.epochs):
-            order = torch.randperm(N, generator=self.generator)
+            order = torch.randperm(len(batch), generator=self.generator)
             for rows in order.tensor_split(cfg.minibatches):
                 dev_rows = rows.to(self.device)
                 pre = None if first is None else (first[0][dev_rows], first[1][dev_rows])
                 first = None  # only the very first update may reuse it: later ones see a moved policy
-                with trusted():  # every tensor here was made by this trainer: skip the per-call input checks
-                    m = self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], zeta, eps_high, coef, pre)
-                for k, v in m.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_updates += 1
+                updates.append(self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], zeta, eps_high,
+                                            coef, pre))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # kernels run asynchronously: wait before reading the clock
         t_update = time.perf_counter() - t_update
+        row = self._metrics_row(batch, rewards, ent_old, entropy, updates, t0, t_rollout, t_update)
+        self._after_step(row)
+        return row
+
+    def _score(self, batch: Rollout) -> tuple[Tensor, Tensor]:
+        """Verify every completion and turn the rewards into group advantages. -> (rewards [N] on CPU, adv [N])."""
+        cfg = self.config
+        prompts = [p for p in batch.prompts for _ in range(cfg.group_size)]
+        rewards = torch.tensor([float(self.task.verify(p, c)) for p, c in zip(prompts, batch.completions)])
+        adv = group_advantages_unchecked(rewards, cfg.group_size, cfg.advantage, cfg.adv_eps).to(self.device)
+        return rewards, adv
+
+    def _old_logprobs(self, batch: Rollout) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+        """log π_old and the entropy of every completion token [N, T], fp32, and the pass to reuse, if any.
+
+        With one update per epoch on the whole batch (and `fuse_logp_old`), the first update's forward pass sees
+        exactly the sampling policy: logp_old is taken from it, detached, and that pass (with its graph) is
+        returned for the first update to reuse. One forward pass fewer; logp_old then comes from the very code
+        path every update uses, so the first ratio is exactly 1. Otherwise: a separate no-grad pass, and None.
+        """
+        cfg = self.config
+        if cfg.fuse_logp_old and cfg.minibatches == 1 and cfg.grad_accum == 1:
+            first = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
+            return first[0].detach(), first[1].detach(), first
+        with torch.no_grad():
+            logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
+        return logp_old, ent_old, None
+
+    def _metrics_row(self, batch: Rollout, rewards: Tensor, ent_old: Tensor, entropy: float,
+                     updates: list[dict[str, float]], t0: float, t_rollout: float, t_update: float) -> dict[str, Any]:
+        """The logged row of one iteration: policy, reward and group metrics, update means, controls, timing."""
+        cfg, mask = self.config, batch.completion_mask
         elapsed = time.perf_counter() - t0
         tokens = int(mask.sum().item())
         # Every update feeds its rows' real tokens (prompt + completion) forward and backward.
         flops = cfg.epochs * train_flops(self.model, int(batch.attention_mask.sum().item()), batch.input_ids.shape[1])
         peak = peak_flops(self.device)
-        row: dict[str, Any] = {
+        return {
             "step": self.step_count,
             "entropy": entropy,
             "entropy_seq": (ent_old * mask).sum(1).mean().item(),  # Σ_t H_t per completion (chain rule)
@@ -224,8 +226,9 @@ class Trainer:
             **group_metrics(batch, rewards, sorted({1, cfg.pass_k})),
             "ended": batch.ended.float().mean().item(),
             "completion_len": mask.sum(1).mean().item(),
-            **{k: v / n_updates for k, v in sums.items()},
-            "zeta": float(zeta), "eps_high": float(eps_high), "entropy_coef": float(coef),
+            **{k: sum(u[k] for u in updates) / len(updates) for k in updates[0]},  # mean over the updates
+            "zeta": float(self.controls.zeta), "eps_high": float(self.controls.eps_high),
+            "entropy_coef": float(self.controls.entropy_coef),
             "tokens": tokens,
             "tokens_per_s": tokens / elapsed,
             "rollout_time_s": t_rollout,
@@ -234,6 +237,10 @@ class Trainer:
             "train_tflops": flops / t_update / 1e12,  # achieved, training forward/backward only (flops.py)
             "mfu": flops / t_update / peak if peak else None,
         }
+
+    def _after_step(self, row: dict[str, Any]) -> None:
+        """Count the step, keep its row, log it, and write a checkpoint when one is due."""
+        cfg = self.config
         self.step_count += 1
         self.history.append(row)
         if self.log:
@@ -242,13 +249,13 @@ class Trainer:
             self.log.append(row)
         if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
             self.save(Path(cfg.checkpoint_dir) / f"step_{self.step_count:06d}")
-        return row
 
     def _update(self, mb: Rollout, logp_old: Tensor, adv: Tensor, zeta: float, eps_high: float,
                 coef: float, pre: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
         """One optimizer step on a minibatch, accumulated over `grad_accum` micro-batches; returns its metrics.
 
         pre: (logp, entropy) of the minibatch already computed with gradients (grad_accum = 1 only).
+        Every tensor here was made by this trainer from a validated config: the shared kernels run unchecked.
         """
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
@@ -262,13 +269,15 @@ class Trainer:
             share = (mask.sum() / n_tokens).item() if cfg.agg == "token-mean" else len(rows) / len(mb)
             logp, ent = pre if pre is not None else completion_logprobs(self.model, part, cfg.chunk_size,
                                                                         cfg.temperature, cfg.amp)  # [n, T]
+            w = mask.to(logp.dtype)
             adv_tok = adv[dev_rows][:, None].expand_as(logp)  # outcome reward: a sequence's tokens share its A
             # β* of REPO-D is estimated over the sampled tokens of the (micro-)batch: dim = all its tokens.
-            a = shape_advantage(adv_tok, logp, ent.detach(), mask, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1))
-            loss, m = policy_loss(logp, logp_old[dev_rows], a, mask, cfg.objective, cfg.eps_low, eps_high, cfg.agg,
-                                  generator=self.generator, **cfg.loss_kwargs)
+            a = shape_advantage_unchecked(adv_tok, logp, ent.detach(), w, cfg.repo, zeta=zeta, beta=cfg.beta,
+                                          dim=(-2, -1))
+            loss, m = policy_loss_unchecked(logp, logp_old[dev_rows], a, w, cfg.objective, cfg.eps_low, eps_high,
+                                            cfg.agg, generator=self.generator, **cfg.loss_kwargs)
             if coef:
-                loss = loss + entropy_bonus_loss(ent, mask, coef, cfg.agg)
+                loss = loss - coef * aggregate_unchecked(ent, w, cfg.agg)  # the explicit entropy bonus
             (loss * share).backward()
             part_metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask).item()}
             part_metrics.update({k: float(v) for k, v in m.items() if k in (
@@ -311,8 +320,7 @@ class Trainer:
             "step": self.step_count, "config": self.config.to_dict(), "task": _task_info(self.task),
             "base_model_path": self.base_model_path if lora else None,
             "optimizer": opt_plain,
-            "controllers": {name: c.state_dict() for name, c in (("zeta", self.zeta_ctrl), ("eps_high", self.eps_ctrl),
-                                                                 ("entropy_coef", self.coef_ctrl)) if c is not None},
+            "controllers": self.controls.state_dict(),
             "versions": {"entropy_rl_lite": importlib.metadata.version("entropy_rl_lite"),
                          "torch": torch.__version__},
         }
@@ -349,9 +357,7 @@ class Trainer:
             group["lr"], group["weight_decay"] = config.lr, config.weight_decay
         trainer._sample_rng = {k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")}
         trainer.generator.set_state(tensors["rng.generator"])
-        for name, ctrl in (("zeta", trainer.zeta_ctrl), ("eps_high", trainer.eps_ctrl), ("entropy_coef", trainer.coef_ctrl)):
-            if ctrl is not None:
-                ctrl.load_state_dict(state["controllers"][name])
+        trainer.controls.load_state_dict(state["controllers"])
         trainer.step_count = state["step"]
         trainer._resumed_from = str(directory)
         if trainer.log:

@@ -8,29 +8,18 @@ imperfect (reward well below 1, so there is something to learn) and spread over 
 """
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in Jupyter without ipywidgets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int, check_number
 from .rollout import completion_logprobs, rollout_from_text
-
-
-class TextTask(Protocol):
-    """What the trainer needs from a task (environments.text_tasks.SumToEnv has it)."""
-
-    prompts: tuple[str, ...]
-    max_len: int
-
-    def verify(self, prompt: str, completion: str) -> bool: ...
-    def correct_answers(self, prompt: str) -> list[str]: ...
+from .task import TextTask
 
 
 def warm_start(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: TextTask, steps: int = 200,
                batch_size: int = 64, lr: float = 3e-3, seed: int = 0, progress: bool = False,
-               chunk_size: int = 1024) -> list[float]:
+               chunk_size: int | None = None) -> list[float]:
     """Fit `model` to (prompt, uniformly random correct answer) pairs; returns the loss of every step.
 
     Loss: mean negative log-likelihood per completion token (end token included), computed by the
