@@ -11,7 +11,7 @@ BOOK := $(PY) -m entropy_rl_lite.book
 NBVAL := ERL_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with nbval_sanitize.cfg \
 	--nbval-cell-timeout 600
 
-.PHONY: install book test test-lib test-book test-portable bench clean
+.PHONY: install book test lint format test-lib test-book test-portable bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ book: install
 	$(BOOK) run
 	$(BOOK) html
 
-test: install test-lib test-book
+test: install lint test-lib test-book
+
+# One style (pyproject.toml [tool.ruff]): lint and formatting are checked here; `make format` applies both.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-lib: install
 	$(PY) -m pytest tests -q

@@ -17,6 +17,7 @@ batched by hand in a dozen lines (no validation, no metrics): what batching alon
     .venv/bin/python benchmarks/bandit_engine.py                  # 256 seeds × 100 arms × 1000 steps
     .venv/bin/python benchmarks/bandit_engine.py --seeds-loop 32  # time the loop on 32 seeds, scale ×8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import entropy_rl_lite as erl  # noqa: E402
 from provenance import library_digest, load_average  # noqa: E402
 
-ADV_EPS = 1e-6   # the engine's default adv_eps, written out for the loop
+import entropy_rl_lite as erl  # noqa: E402
+
+ADV_EPS = 1e-6  # the engine's default adv_eps, written out for the loop
 MATCH_TOL = 1e-10
 
 
@@ -46,8 +48,17 @@ def make_problem(seeds: int, arms: int, n_correct: int, seed: int) -> tuple[torc
 
 
 def engine_config(seeds: int, steps: int, lr: float) -> erl.bandit.BanditConfig:
-    return erl.bandit.BanditConfig(estimator="exact", objective="reinforce", advantage="grpo", optimizer="sgd",
-                                   lr=lr, steps=steps, seeds=seeds, adv_eps=ADV_EPS, record_probs=False)
+    return erl.bandit.BanditConfig(
+        estimator="exact",
+        objective="reinforce",
+        advantage="grpo",
+        optimizer="sgd",
+        lr=lr,
+        steps=steps,
+        seeds=seeds,
+        adv_eps=ADV_EPS,
+        record_probs=False,
+    )
 
 
 def run_engine(rewards: torch.Tensor, init_logits: torch.Tensor, steps: int, lr: float) -> erl.bandit.History:
@@ -55,8 +66,9 @@ def run_engine(rewards: torch.Tensor, init_logits: torch.Tensor, steps: int, lr:
     return erl.bandit.run(rewards, engine_config(init_logits.shape[0], steps, lr), init_logits=init_logits)
 
 
-def loop_one_seed(rewards: torch.Tensor, z0: torch.Tensor, steps: int, lr: float,
-                  torch_sgd: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def loop_one_seed(
+    rewards: torch.Tensor, z0: torch.Tensor, steps: int, lr: float, torch_sgd: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One seed, written from scratch. z0 [arms] float64 -> (entropy before each step and at the end
     [steps+1], final log π [arms])."""
     z = z0.clone().requires_grad_(True)
@@ -85,8 +97,9 @@ def loop_one_seed(rewards: torch.Tensor, z0: torch.Tensor, steps: int, lr: float
     return torch.stack(entropies), logp
 
 
-def run_loop(rewards: torch.Tensor, init_logits: torch.Tensor, steps: int, lr: float,
-             torch_sgd: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def run_loop(
+    rewards: torch.Tensor, init_logits: torch.Tensor, steps: int, lr: float, torch_sgd: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seed after seed. -> (entropy [steps+1, seeds], final log π [seeds, arms])."""
     ents, logps = zip(*(loop_one_seed(rewards, z0, steps, lr, torch_sgd) for z0 in init_logits))
     return torch.stack(ents, dim=1), torch.stack(logps)
@@ -112,16 +125,22 @@ def run_hand_batched(rewards: torch.Tensor, init_logits: torch.Tensor, steps: in
     return torch.stack(entropies)
 
 
-def check_match(rewards: torch.Tensor, init_logits: torch.Tensor, steps: int, lr: float,
-                engine_entropy: torch.Tensor, loop_entropy: torch.Tensor, loop_logp: torch.Tensor) -> float:
+def check_match(
+    rewards: torch.Tensor,
+    init_logits: torch.Tensor,
+    steps: int,
+    lr: float,
+    engine_entropy: torch.Tensor,
+    loop_entropy: torch.Tensor,
+    loop_logp: torch.Tensor,
+) -> float:
     """Max |engine - loop| over the entropy history and the final log π of the seeds the loop ran.
 
     The engine's timed run keeps no probabilities (record_probs=False), so its final log π is taken from a
     second, untimed engine run on the same seeds with record_probs=True.
     """
     n = loop_entropy.shape[1]
-    hist = erl.bandit.run(rewards, engine_config(n, steps, lr).replace(record_probs=True),
-                          init_logits=init_logits[:n])
+    hist = erl.bandit.run(rewards, engine_config(n, steps, lr).replace(record_probs=True), init_logits=init_logits[:n])
     diffs = {
         "entropy, every step (timed engine run)": (engine_entropy[:, :n] - loop_entropy).abs().max().item(),
         "entropy, every step (checking run)": (hist.entropy - loop_entropy).abs().max().item(),
@@ -158,24 +177,37 @@ def main() -> None:
     ap.add_argument("--correct", type=int, default=10, help="number of arms with reward 1")
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0, help="seeds the reward table and the initial logits")
-    ap.add_argument("--seeds-loop", type=int, default=None,
-                    help="run the loop on only the first N seeds and scale its time linearly to --seeds")
-    ap.add_argument("--engine-repeats", type=int, default=3,
-                    help="engine (and hand-batched) runs to time; the fastest is used")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch.set_num_threads(N) first (default: leave torch's default)")
-    ap.add_argument("--torch-sgd", action="store_true",
-                    help="loop uses torch.optim.SGD instead of a hand-written z -= lr * grad (slower loop)")
+    ap.add_argument(
+        "--seeds-loop",
+        type=int,
+        default=None,
+        help="run the loop on only the first N seeds and scale its time linearly to --seeds",
+    )
+    ap.add_argument(
+        "--engine-repeats", type=int, default=3, help="engine (and hand-batched) runs to time; the fastest is used"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads(N) first (default: leave torch's default)"
+    )
+    ap.add_argument(
+        "--torch-sgd",
+        action="store_true",
+        help="loop uses torch.optim.SGD instead of a hand-written z -= lr * grad (slower loop)",
+    )
     args = ap.parse_args()
     n_loop = args.seeds if args.seeds_loop is None else min(args.seeds_loop, args.seeds)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    print(f"torch {torch.__version__}, python {platform.python_version()}, "
-          f"torch.get_num_threads() = {torch.get_num_threads()}, load average at start: {load_average()}, "
-          f"library sources {library_digest()}")
-    print(f"problem: {args.seeds} seeds × {args.arms} arms ({args.correct} correct) × {args.steps} steps, "
-          f"exact GRPO, REINFORCE surrogate, SGD lr={args.lr}, float64")
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, "
+        f"torch.get_num_threads() = {torch.get_num_threads()}, load average at start: {load_average()}, "
+        f"library sources {library_digest()}"
+    )
+    print(
+        f"problem: {args.seeds} seeds × {args.arms} arms ({args.correct} correct) × {args.steps} steps, "
+        f"exact GRPO, REINFORCE surrogate, SGD lr={args.lr}, float64"
+    )
     rewards, init_logits = make_problem(args.seeds, args.arms, args.correct, args.seed)
 
     # Warm-up (first-call costs: lazy imports, allocator, autograd graph machinery), not timed.
@@ -185,36 +217,46 @@ def main() -> None:
 
     engine_times, hist = best_of(args.engine_repeats, run_engine, rewards, init_logits, args.steps, args.lr)
     t_engine = min(engine_times)
-    print(f"engine: {', '.join(f'{t:.3f}' for t in engine_times)} s over {args.engine_repeats} runs; "
-          f"fastest {t_engine:.3f} s, median {statistics.median(engine_times):.3f} s")
+    print(
+        f"engine: {', '.join(f'{t:.3f}' for t in engine_times)} s over {args.engine_repeats} runs; "
+        f"fastest {t_engine:.3f} s, median {statistics.median(engine_times):.3f} s"
+    )
 
     sgd = "torch.optim.SGD" if args.torch_sgd else "hand-written SGD"
-    t_loop_raw, (loop_entropy, loop_logp) = timed(run_loop, rewards, init_logits[:n_loop], args.steps, args.lr,
-                                                  args.torch_sgd)
+    t_loop_raw, (loop_entropy, loop_logp) = timed(
+        run_loop, rewards, init_logits[:n_loop], args.steps, args.lr, args.torch_sgd
+    )
     t_loop = t_loop_raw * args.seeds / n_loop
     if n_loop == args.seeds:
         print(f"loop ({sgd}): {t_loop:.2f} s for all {args.seeds} seeds")
     else:
-        print(f"loop ({sgd}): {t_loop_raw:.2f} s for {n_loop} seeds, SCALED linearly ×{args.seeds / n_loop:g} "
-              f"to {t_loop:.2f} s for {args.seeds} seeds")
+        print(
+            f"loop ({sgd}): {t_loop_raw:.2f} s for {n_loop} seeds, SCALED linearly ×{args.seeds / n_loop:g} "
+            f"to {t_loop:.2f} s for {args.seeds} seeds"
+        )
 
     print(f"agreement on the {n_loop} seed(s) the loop ran (tolerance {MATCH_TOL:g}):")
     check_match(rewards, init_logits, args.steps, args.lr, hist.entropy, loop_entropy, loop_logp)
-    print(f"  final entropy: mean {hist.entropy[-1].mean():.4f} nats over seeds "
-          f"(start {hist.entropy[0].mean():.4f}); final E_π R mean {hist.reward[-1].mean():.4f}")
+    print(
+        f"  final entropy: mean {hist.entropy[-1].mean():.4f} nats over seeds "
+        f"(start {hist.entropy[0].mean():.4f}); final E_π R mean {hist.reward[-1].mean():.4f}"
+    )
 
-    hand_times, hand_entropy = best_of(args.engine_repeats, run_hand_batched, rewards, init_logits, args.steps,
-                                       args.lr)
+    hand_times, hand_entropy = best_of(args.engine_repeats, run_hand_batched, rewards, init_logits, args.steps, args.lr)
     t_hand = min(hand_times)
     d_hand = (hand_entropy - hist.entropy).abs().max().item()
-    print(f"reference, hand-batched without the library: fastest of {args.engine_repeats} {t_hand:.3f} s ("
-          f"max |entropy - engine's| {d_hand:.1e}); loop / hand-batched = {t_loop / t_hand:.1f}×, "
-          f"engine / hand-batched = {t_engine / t_hand:.1f}×")
+    print(
+        f"reference, hand-batched without the library: fastest of {args.engine_repeats} {t_hand:.3f} s ("
+        f"max |entropy - engine's| {d_hand:.1e}); loop / hand-batched = {t_loop / t_hand:.1f}×, "
+        f"engine / hand-batched = {t_engine / t_hand:.1f}×"
+    )
 
     ratio = t_loop / t_engine
-    print(f"speed-up: loop / engine = {t_loop:.2f} s / {t_engine:.3f} s = {ratio:.1f}×  "
-          f"(per step: loop {1e6 * t_loop / (args.seeds * args.steps):.1f} µs per seed-step, engine "
-          f"{1e3 * t_engine / args.steps:.3f} ms per step for all seeds)")
+    print(
+        f"speed-up: loop / engine = {t_loop:.2f} s / {t_engine:.3f} s = {ratio:.1f}×  "
+        f"(per step: loop {1e6 * t_loop / (args.seeds * args.steps):.1f} µs per seed-step, engine "
+        f"{1e3 * t_engine / args.steps:.3f} ms per step for all seeds)"
+    )
     print(f"goal ≥ 50×: {'MET' if ratio >= 50 else 'NOT MET'}")
 
 

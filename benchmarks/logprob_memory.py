@@ -30,6 +30,7 @@ float64 reference, and at full size).
     .venv/bin/python benchmarks/logprob_memory.py --worker chunked:128  # one measurement, JSON out
     .venv/bin/python benchmarks/logprob_memory.py --worker chunked      # the same, at the default chunking
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,19 +48,22 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import entropy_rl_lite as erl  # noqa: E402
-from entropy_rl_lite.logprobs import BLOCK_MIB, chunk_rows  # noqa: E402
 from provenance import library_digest  # noqa: E402
 
+import entropy_rl_lite as erl  # noqa: E402
+from entropy_rl_lite.logprobs import BLOCK_MIB, chunk_rows  # noqa: E402
+
 MB = 1e6
-GOAL_RATIO = 8       # chunked peak ≤ naive peak / 8
-VALUE_TOL = 1e-5     # logp and entropy: max absolute difference; gradients: max |Δ| / max |reference|
+GOAL_RATIO = 8  # chunked peak ≤ naive peak / 8
+VALUE_TOL = 1e-5  # logp and entropy: max absolute difference; gradients: max |Δ| / max |reference|
 
 
 # ----------------------------------------------------------------------------------------------- the two paths
 
-def make_inputs(batch: int, tokens: int, vocab: int, dim: int, logit_scale: float, seed: int = 0,
-                dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+
+def make_inputs(
+    batch: int, tokens: int, vocab: int, dim: int, logit_scale: float, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
     """Hidden [B, T, D] and weight [V, D] (both requiring grad), targets [B, T], upstream grads g1, g2 [B, T].
 
     Logits have standard deviation ≈ logit_scale. Tensors are filled in place so that creating them leaves
@@ -72,16 +76,21 @@ def make_inputs(batch: int, tokens: int, vocab: int, dim: int, logit_scale: floa
     targets = torch.randint(vocab, (batch, t), generator=g)
     g1 = torch.empty(batch, t, dtype=dtype).normal_(generator=g)
     g2 = torch.empty(batch, t, dtype=dtype).normal_(generator=g)
-    return {"hidden": hidden.requires_grad_(), "weight": weight.requires_grad_(), "targets": targets,
-            "g1": g1, "g2": g2}
+    return {
+        "hidden": hidden.requires_grad_(),
+        "weight": weight.requires_grad_(),
+        "targets": targets,
+        "g1": g1,
+        "g2": g2,
+    }
 
 
 def naive_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor):
     """The straightforward way: every logit at once. -> (logp [B, T], entropy [B, T])."""
-    logits = hidden @ weight.T                                  # [B, T, V]
-    logp_all = torch.log_softmax(logits, dim=-1)                # [B, T, V]
+    logits = hidden @ weight.T  # [B, T, V]
+    logp_all = torch.log_softmax(logits, dim=-1)  # [B, T, V]
     logp = logp_all.gather(-1, targets[..., None]).squeeze(-1)  # [B, T]
-    entropy = -(logp_all.exp() * logp_all).sum(-1)             # [B, T]
+    entropy = -(logp_all.exp() * logp_all).sum(-1)  # [B, T]
     return logp, entropy
 
 
@@ -101,7 +110,7 @@ def forward_backward(path: str, chunk_size: int | None, x: dict[str, torch.Tenso
 
 
 def parse_path(spec: str) -> tuple[str, int | None]:
-    """"naive" -> ("naive", 0); "chunked" -> ("chunked", None), the default; "chunked:256" -> ("chunked", 256)."""
+    """ "naive" -> ("naive", 0); "chunked" -> ("chunked", None), the default; "chunked:256" -> ("chunked", 256)."""
     name, _, size = spec.partition(":")
     if name not in ("naive", "chunked") or (name == "naive" and size):
         raise ValueError(f"path must be naive, chunked or chunked:N, got {spec!r}")
@@ -121,6 +130,7 @@ def label(path: str, chunk: int | None, tokens: int, vocab: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------- memory (worker)
+
 
 def proc_status_bytes(field: str) -> int:
     """A memory field of /proc/self/status (VmRSS, VmHWM), in bytes."""
@@ -187,17 +197,42 @@ def worker(spec: str, args: argparse.Namespace) -> dict:
     grads = x["weight"].grad.numel() * 4 + x["hidden"].grad.numel() * 4
     default = path == "chunked" and chunk is None
     rows = default_rows(args.tokens, args.vocab) if default else chunk
-    return {"path": path, "chunk": rows, "default": default, "baseline": baseline, "reset_ok": reset_ok,
-            "ru_before": ru_before, "ru_peak": ru_after, "sampled_peak": sampler.peak,
-            "samples": sampler.samples, "grads": grads, "seconds": seconds,
-            "peak_increase": ru_after - baseline, "sampled_increase": sampler.peak - baseline,
-            # If the reset failed and something before the run set a higher mark, ru_maxrss says nothing.
-            "ru_valid": ru_after > ru_before or ru_before <= baseline + 8 * 2**20}
+    return {
+        "path": path,
+        "chunk": rows,
+        "default": default,
+        "baseline": baseline,
+        "reset_ok": reset_ok,
+        "ru_before": ru_before,
+        "ru_peak": ru_after,
+        "sampled_peak": sampler.peak,
+        "samples": sampler.samples,
+        "grads": grads,
+        "seconds": seconds,
+        "peak_increase": ru_after - baseline,
+        "sampled_increase": sampler.peak - baseline,
+        # If the reset failed and something before the run set a higher mark, ru_maxrss says nothing.
+        "ru_valid": ru_after > ru_before or ru_before <= baseline + 8 * 2**20,
+    }
 
 
 def measure_in_subprocess(spec: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--worker", spec, "--batch", str(args.batch), "--tokens", str(args.tokens),
-           "--vocab", str(args.vocab), "--dim", str(args.dim), "--logit-scale", str(args.logit_scale)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        spec,
+        "--batch",
+        str(args.batch),
+        "--tokens",
+        str(args.tokens),
+        "--vocab",
+        str(args.vocab),
+        "--dim",
+        str(args.dim),
+        "--logit-scale",
+        str(args.logit_scale),
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -209,11 +244,15 @@ def goal_mark(is_naive: bool, ratio: float) -> str:
 def print_memory_table(results: list[dict], args: argparse.Namespace) -> None:
     naive = next(r for r in results if r["path"] == "naive")
     grads = naive["grads"]
-    print(f"\nPeak RSS above the baseline (inputs already allocated), one fresh process per row. "
-          f"'workspace' = peak increase − the gradients both paths must hold "
-          f"({grads / MB:.0f} MB: weight {args.vocab}×{args.dim} + hidden, fp32).")
-    head = (f"{'path':<16}{'peak Δ ru_maxrss':>18}{'peak Δ sampled':>16}{'workspace':>12}{'ws/block':>10}"
-            f"{'naive/this (peak)':>19}{'naive/this (ws)':>17}{'≤1/8 peak':>11}{'≤1/8 ws':>9}{'time s':>8}")
+    print(
+        f"\nPeak RSS above the baseline (inputs already allocated), one fresh process per row. "
+        f"'workspace' = peak increase − the gradients both paths must hold "
+        f"({grads / MB:.0f} MB: weight {args.vocab}×{args.dim} + hidden, fp32)."
+    )
+    head = (
+        f"{'path':<16}{'peak Δ ru_maxrss':>18}{'peak Δ sampled':>16}{'workspace':>12}{'ws/block':>10}"
+        f"{'naive/this (peak)':>19}{'naive/this (ws)':>17}{'≤1/8 peak':>11}{'≤1/8 ws':>9}{'time s':>8}"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
@@ -222,30 +261,41 @@ def print_memory_table(results: list[dict], args: argparse.Namespace) -> None:
         name = label(r["path"], None if r["default"] else r["chunk"], args.tokens, args.vocab)
         ratio_p, ratio_w = naive["peak_increase"] / r["peak_increase"], naive_ws / ws
         block = (args.tokens if r["path"] == "naive" else min(r["chunk"], args.tokens)) * args.vocab * 4
-        print(f"{name:<16}{r['peak_increase'] / MB:>15.0f} MB{r['sampled_increase'] / MB:>13.0f} MB"
-              f"{ws / MB:>9.0f} MB{ws / block:>10.2f}{ratio_p:>18.2f}×{ratio_w:>16.2f}×"
-              f"{goal_mark(r is naive, ratio_p):>11}{goal_mark(r is naive, ratio_w):>9}{r['seconds']:>8.1f}")
+        print(
+            f"{name:<16}{r['peak_increase'] / MB:>15.0f} MB{r['sampled_increase'] / MB:>13.0f} MB"
+            f"{ws / MB:>9.0f} MB{ws / block:>10.2f}{ratio_p:>18.2f}×{ratio_w:>16.2f}×"
+            f"{goal_mark(r is naive, ratio_p):>11}{goal_mark(r is naive, ratio_w):>9}{r['seconds']:>8.1f}"
+        )
     notes = [r for r in results if not (r["reset_ok"] and r["ru_valid"])]
     for r in notes:
         print(f"  note: {r['path']}:{r['chunk']} peak-mark reset ok={r['reset_ok']}, ru_maxrss valid={r['ru_valid']}")
-    print(f"  ws/block = workspace in units of one fp32 logit block: [tokens × vocab] for naive, "
-          f"[chunk × vocab] for chunked")
+    print(
+        "  ws/block = workspace in units of one fp32 logit block: [tokens × vocab] for naive, "
+        "[chunk × vocab] for chunked"
+    )
     for r in results:
         if r["default"]:
             ratio = naive["peak_increase"] / r["peak_increase"]
-            print(f"  default (no chunk_size; block_mib = {BLOCK_MIB:g} MiB per [rows × vocab] fp32 block): "
-                  f"{r['chunk']} rows of {args.tokens} tokens, one block = {r['chunk'] * args.vocab * 4 / MB:.1f} MB; "
-                  f"peak {r['peak_increase'] / MB:.0f} MB = naive/{ratio:.2f}, goal ≤ naive/{GOAL_RATIO}: "
-                  f"{goal_mark(False, ratio)}")
+            print(
+                f"  default (no chunk_size; block_mib = {BLOCK_MIB:g} MiB per [rows × vocab] fp32 block): "
+                f"{r['chunk']} rows of {args.tokens} tokens, one block = {r['chunk'] * args.vocab * 4 / MB:.1f} MB; "
+                f"peak {r['peak_increase'] / MB:.0f} MB = naive/{ratio:.2f}, goal ≤ naive/{GOAL_RATIO}: "
+                f"{goal_mark(False, ratio)}"
+            )
     smallest = min(min(r["chunk"] or args.tokens, args.tokens) for r in results) * args.vocab * 4
     if smallest < 64 * 2**20:
-        print(f"  CAUTION: the smallest logit block is {smallest / MB:.0f} MB. Blocks under glibc's mmap threshold "
-              f"(≤ 32 MiB) are recycled inside the heap and RSS no longer tracks live tensors; use larger sizes.")
-    print(f"  baseline RSS ≈ {naive['baseline'] / MB:.0f} MB; sampler took {min(r['samples'] for r in results)}–"
-          f"{max(r['samples'] for r in results)} samples per run")
+        print(
+            f"  CAUTION: the smallest logit block is {smallest / MB:.0f} MB. Blocks under glibc's mmap threshold "
+            f"(≤ 32 MiB) are recycled inside the heap and RSS no longer tracks live tensors; use larger sizes."
+        )
+    print(
+        f"  baseline RSS ≈ {naive['baseline'] / MB:.0f} MB; sampler took {min(r['samples'] for r in results)}–"
+        f"{max(r['samples'] for r in results)} samples per run"
+    )
 
 
 # -------------------------------------------------------------------------------------------- values (parent)
+
 
 def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.double() - b.double()).abs().max().item()
@@ -261,15 +311,19 @@ def float64_reference(x: dict[str, torch.Tensor], piece: int = 256) -> dict[str,
     y, g1, g2 = x["targets"].reshape(-1), x["g1"].double().reshape(-1), x["g2"].double().reshape(-1)
     logps, ents, grads_h = [], [], []
     for s in range(0, y.shape[0], piece):
-        hc = h64[s:s + piece].clone().requires_grad_()
-        logp, entropy = naive_logprobs(hc, w64, y[s:s + piece])
-        ((logp * g1[s:s + piece]).sum() + (entropy * g2[s:s + piece]).sum()).backward()
+        hc = h64[s : s + piece].clone().requires_grad_()
+        logp, entropy = naive_logprobs(hc, w64, y[s : s + piece])
+        ((logp * g1[s : s + piece]).sum() + (entropy * g2[s : s + piece]).sum()).backward()
         logps.append(logp.detach())
         ents.append(entropy.detach())
         grads_h.append(hc.grad)
     shape = x["targets"].shape
-    return {"logp": torch.cat(logps).reshape(shape), "entropy": torch.cat(ents).reshape(shape),
-            "grad_h": torch.cat(grads_h).reshape(x["hidden"].shape), "grad_w": w64.grad}
+    return {
+        "logp": torch.cat(logps).reshape(shape),
+        "entropy": torch.cat(ents).reshape(shape),
+        "grad_h": torch.cat(grads_h).reshape(x["hidden"].shape),
+        "grad_w": w64.grad,
+    }
 
 
 def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_sizes: list[int | None]) -> None:
@@ -286,10 +340,14 @@ def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_size
         name = label("chunked", c, tokens, args.vocab)
         rows += [(f"{name} vs naive fp32", out, naive), (f"{name} vs float64", out, ref64)]
 
-    print(f"\nValues and gradients, {tokens} tokens (B={batch}), vocab {args.vocab}, dim {args.dim}. "
-          f"logp/entropy: max |Δ|; gradients: max |Δ| and max |Δ| / max |reference| (relative).")
-    head = (f"{'comparison':<30}{'logp':>10}{'entropy':>10}{'grad_h abs':>12}{'grad_h rel':>12}"
-            f"{'grad_w abs':>12}{'grad_w rel':>12}  all within {VALUE_TOL:g}?")
+    print(
+        f"\nValues and gradients, {tokens} tokens (B={batch}), vocab {args.vocab}, dim {args.dim}. "
+        f"logp/entropy: max |Δ|; gradients: max |Δ| and max |Δ| / max |reference| (relative)."
+    )
+    head = (
+        f"{'comparison':<30}{'logp':>10}{'entropy':>10}{'grad_h abs':>12}{'grad_h rel':>12}"
+        f"{'grad_w abs':>12}{'grad_w rel':>12}  all within {VALUE_TOL:g}?"
+    )
     print(head)
     print("-" * len(head))
     for name, a, b in rows:
@@ -297,13 +355,17 @@ def compare_values(batch: int, tokens: int, args: argparse.Namespace, chunk_size
         rel_h = d["grad_h"] / b["grad_h"].abs().max().item()
         rel_w = d["grad_w"] / b["grad_w"].abs().max().item()
         ok = max(d["logp"], d["entropy"], rel_h, rel_w) <= VALUE_TOL
-        print(f"{name:<30}{d['logp']:>10.1e}{d['entropy']:>10.1e}{d['grad_h']:>12.1e}{rel_h:>12.1e}"
-              f"{d['grad_w']:>12.1e}{rel_w:>12.1e}  {'yes' if ok else 'NO'}")
+        print(
+            f"{name:<30}{d['logp']:>10.1e}{d['entropy']:>10.1e}{d['grad_h']:>12.1e}{rel_h:>12.1e}"
+            f"{d['grad_w']:>12.1e}{rel_w:>12.1e}  {'yes' if ok else 'NO'}"
+        )
     ent = ref64["entropy"]
-    print(f"  reference magnitudes: |logp| ≤ {ref64['logp'].abs().max():.2f}, "
-          f"entropy {ent.min():.2f}–{ent.max():.2f} nats, max |grad_h| {ref64['grad_h'].abs().max():.2e}, "
-          f"max |grad_w| {ref64['grad_w'].abs().max():.2e}; "
-          f"fp32 spacing at the largest entropy: {fp32_spacing(ent.max().item()):.1e}")
+    print(
+        f"  reference magnitudes: |logp| ≤ {ref64['logp'].abs().max():.2f}, "
+        f"entropy {ent.min():.2f}–{ent.max():.2f} nats, max |grad_h| {ref64['grad_h'].abs().max():.2e}, "
+        f"max |grad_w| {ref64['grad_w'].abs().max():.2e}; "
+        f"fp32 spacing at the largest entropy: {fp32_spacing(ent.max().item()):.1e}"
+    )
 
 
 def fp32_spacing(value: float) -> float:
@@ -323,6 +385,7 @@ def run_for_values(path: str, chunk: int | None, x: dict[str, torch.Tensor]) -> 
 
 # ------------------------------------------------------------------------------------------------------ main
 
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vocab", type=int, default=151_936)
@@ -330,8 +393,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2, help="B (T = tokens / B)")
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--logit-scale", type=float, default=2.0, help="std of the logits")
-    ap.add_argument("--chunks", type=int, nargs="+", default=[1024, 256, 128, 64],
-                    help="explicit chunk sizes to measure, beside the default (no chunk_size)")
+    ap.add_argument(
+        "--chunks",
+        type=int,
+        nargs="+",
+        default=[1024, 256, 128, 64],
+        help="explicit chunk sizes to measure, beside the default (no chunk_size)",
+    )
     ap.add_argument("--compare-tokens", type=int, default=256, help="token count of the small comparison")
     ap.add_argument("--skip-full-compare", action="store_true", help="skip the full-size value comparison")
     ap.add_argument("--skip-memory", action="store_true", help="skip the subprocess memory measurements")
@@ -345,11 +413,15 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args)))
         return
 
-    print(f"torch {torch.__version__}, python {platform.python_version()}, "
-          f"torch.get_num_threads() = {torch.get_num_threads()}, library sources {library_digest()}")
-    print(f"sizes: vocab {args.vocab}, {args.tokens} tokens (B={args.batch}, T={args.tokens // args.batch}), "
-          f"hidden {args.dim}, fp32; one [tokens × vocab] fp32 block = {args.tokens * args.vocab * 4 / MB:.0f} MB, "
-          f"weight = {args.vocab * args.dim * 4 / MB:.0f} MB")
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, "
+        f"torch.get_num_threads() = {torch.get_num_threads()}, library sources {library_digest()}"
+    )
+    print(
+        f"sizes: vocab {args.vocab}, {args.tokens} tokens (B={args.batch}, T={args.tokens // args.batch}), "
+        f"hidden {args.dim}, fp32; one [tokens × vocab] fp32 block = {args.tokens * args.vocab * 4 / MB:.0f} MB, "
+        f"weight = {args.vocab * args.dim * 4 / MB:.0f} MB"
+    )
 
     if not args.skip_memory:
         specs = ["naive", "chunked"] + [f"chunked:{c}" for c in args.chunks]  # "chunked": the default

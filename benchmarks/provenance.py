@@ -1,4 +1,5 @@
 """What a benchmark prints about where its figures came from: code version and machine load."""
+
 from __future__ import annotations
 
 import hashlib

@@ -10,6 +10,7 @@ the `generate` share). We report medians over the timed steps.
     .venv/bin/python benchmarks/trainer_throughput.py                 # ci and cpu profiles
     .venv/bin/python benchmarks/trainer_throughput.py --profiles gpu  # the 75M model (on CPU: slow)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `environments` lives at the repo root
 
-from entropy_rl_lite.llm import (CharTokenizer, TrainConfig, Trainer, build_model, count_parameters,  # noqa: E402
-                                 warm_start)
+from entropy_rl_lite.llm import (
+    CharTokenizer,
+    TrainConfig,
+    Trainer,
+    build_model,
+    count_parameters,  # noqa: E402
+    warm_start,
+)
 from environments.text_tasks import SumToEnv  # noqa: E402
 
 
@@ -36,13 +43,27 @@ def measure(profile: str, steps: int, warmup: int, warm_steps: int, device: str)
     t0 = time.perf_counter()
     warm_start(model, tok, task, steps=warm_steps, batch_size=64, lr=3e-3 if profile == "ci" else 1e-3)
     t_warm = time.perf_counter() - t0
-    cfg = TrainConfig(profile=profile, steps=warmup + steps, prompts_per_step=8, group_size=8, epochs=2,
-                      minibatches=2, lr=1e-3 if profile == "ci" else 3e-4)
+    cfg = TrainConfig(
+        profile=profile,
+        steps=warmup + steps,
+        prompts_per_step=8,
+        group_size=8,
+        epochs=2,
+        minibatches=2,
+        lr=1e-3 if profile == "ci" else 3e-4,
+    )
     trainer = Trainer(cfg, task, model=model, tokenizer=tok, device=device)
     rows = trainer.train(progress=False)[warmup:]
-    med = {k: statistics.median(r[k] for r in rows) for k in ("step_time_s", "rollout_time_s", "tokens_per_s", "tokens")}
-    return {"params": count_parameters(model), "warm_start_s": t_warm, "warm_steps": warm_steps, **med,
-            "reward_last": rows[-1]["reward"]}
+    med = {
+        k: statistics.median(r[k] for r in rows) for k in ("step_time_s", "rollout_time_s", "tokens_per_s", "tokens")
+    }
+    return {
+        "params": count_parameters(model),
+        "warm_start_s": t_warm,
+        "warm_steps": warm_steps,
+        **med,
+        "reward_last": rows[-1]["reward"],
+    }
 
 
 def main() -> None:
@@ -54,15 +75,22 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, python {platform.python_version()}, device {args.device}, "
-          f"torch.get_num_threads() = {torch.get_num_threads()}, load average at start: {load:.2f}")
-    print(f"{'profile':8s} {'params':>11s} {'warm start':>14s} {'s/step':>8s} {'rollout':>8s} {'tokens/step':>12s} "
-          f"{'tokens/s':>9s} {'reward':>7s}")
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, device {args.device}, "
+        f"torch.get_num_threads() = {torch.get_num_threads()}, load average at start: {load:.2f}"
+    )
+    print(
+        f"{'profile':8s} {'params':>11s} {'warm start':>14s} {'s/step':>8s} {'rollout':>8s} {'tokens/step':>12s} "
+        f"{'tokens/s':>9s} {'reward':>7s}"
+    )
     for profile in args.profiles:
         m = measure(profile, args.steps, args.warmup, args.warm_steps, args.device)
-        print(f"{profile:8s} {m['params']:>11,d} {m['warm_start_s']:>6.1f} s/{m['warm_steps']:<4d}st "
-              f"{m['step_time_s']:>8.3f} {m['rollout_time_s']:>8.3f} {m['tokens']:>12.0f} {m['tokens_per_s']:>9.0f} "
-              f"{m['reward_last']:>7.2f}", flush=True)
+        print(
+            f"{profile:8s} {m['params']:>11,d} {m['warm_start_s']:>6.1f} s/{m['warm_steps']:<4d}st "
+            f"{m['step_time_s']:>8.3f} {m['rollout_time_s']:>8.3f} {m['tokens']:>12.0f} {m['tokens_per_s']:>9.0f} "
+            f"{m['reward_last']:>7.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

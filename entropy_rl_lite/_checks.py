@@ -3,6 +3,7 @@
 Public functions call these once at their entry, then an `*_unchecked` kernel that holds only the math;
 the library's own loops (bandit engine, trainer) validate their inputs once and call the kernels directly.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ def check_tensor(name: str, x: object, *, min_dim: int = 0, allow_neg_inf: bool 
     return x
 
 
-def check_number(name: str, x: object, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False) -> float:
+def check_number(
+    name: str, x: object, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> float:
     """Require a finite real number inside [low, high] (or (low, high] with low_open)."""
     if isinstance(x, Tensor) and x.numel() == 1:
         x = x.item()

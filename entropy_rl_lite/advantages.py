@@ -3,6 +3,7 @@
 Rewards come in consecutive groups of `group_size` along the last dimension. A group whose rewards are
 all equal carries no signal and gets zero advantages (never NaN).
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,9 @@ def check_group_size(group_size: object, kind: str) -> int:
     """G must be an int >= 1, and >= 2 for an advantage whose baseline needs another sample."""
     group_size = check_int("group_size", group_size, low=1)
     if kind in NEEDS_GROUP and group_size < 2:
-        raise ValueError(f"group_size must be >= 2 for advantage={kind!r} (its baseline needs another sample), "
-                         f"got {group_size}")
+        raise ValueError(
+            f"group_size must be >= 2 for advantage={kind!r} (its baseline needs another sample), got {group_size}"
+        )
     return group_size
 
 
@@ -61,8 +63,9 @@ def group_advantages_unchecked(rewards: Tensor, group_size: int, kind: str = "gr
     return adv.reshape(rewards.shape)
 
 
-def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6,
-                              group_size: int | None = None) -> Tensor:
+def expected_group_advantages(
+    rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6, group_size: int | None = None
+) -> Tensor:
     """Per-arm advantages whose π-weighted policy gradient is the expected gradient of sampled groups.
 
     rewards, probs [..., K] -> [..., K]. rloo: R - E_π R (exact at any G: the leave-one-out baseline is
@@ -79,20 +82,22 @@ def expected_group_advantages(rewards: Tensor, probs: Tensor, kind: str = "grpo"
     return expected_group_advantages_unchecked(rewards, probs, kind, eps, group_size)
 
 
-def expected_group_advantages_unchecked(rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6,
-                                        group_size: int | None = None) -> Tensor:
+def expected_group_advantages_unchecked(
+    rewards: Tensor, probs: Tensor, kind: str = "grpo", eps: float = 1e-6, group_size: int | None = None
+) -> Tensor:
     """`expected_group_advantages` without input checks. [..., K] -> [..., K]."""
-    rewards, probs = torch.broadcast_tensors(fp32(rewards), fp32(probs))
+    rewards, probs = fp32(rewards), fp32(probs)
     if kind == "none":
-        return rewards.clone()
+        return torch.broadcast_tensors(rewards, probs)[0].clone()
+    # Before broadcasting: a reward table shared by many seeds is checked once, not once per seed.
     same = (rewards == rewards[..., :1]).all(-1, keepdim=True)
-    centred = torch.where(same, torch.zeros_like(rewards), rewards - (probs * rewards).sum(-1, keepdim=True))
+    centred = torch.where(same, 0.0, rewards - (probs * rewards).sum(-1, keepdim=True))
     if kind == "rloo":
         return centred
     if kind == "dr_grpo":
         return centred if group_size is None else centred * ((group_size - 1) / group_size)
     std = (probs * centred.square()).sum(-1, keepdim=True).sqrt()
-    return torch.where(same | (std == 0), torch.zeros_like(centred), centred / (std + eps))
+    return torch.where(same | (std == 0), 0.0, centred / (std + eps))
 
 
 def scale_advantages(adv: Tensor, mask: Tensor | None = None, center: bool = False, eps: float = 1e-6) -> Tensor:
@@ -107,8 +112,10 @@ def scale_advantages(adv: Tensor, mask: Tensor | None = None, center: bool = Fal
         w = torch.ones_like(adv)
     else:
         if not isinstance(mask, Tensor) or mask.shape != adv.shape:
-            raise ValueError(f"mask must be a tensor shaped like adv {tuple(adv.shape)}, "
-                             f"got {tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}")
+            raise ValueError(
+                f"mask must be a tensor shaped like adv {tuple(adv.shape)}, "
+                f"got {tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}"
+            )
         w = check_weights("mask", mask.to(adv.dtype))
     total = w.sum()
     if total <= 0:

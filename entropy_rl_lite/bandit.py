@@ -6,11 +6,12 @@ token batch and calls the same advantage, loss, REPO and ADAPO code the LLM trai
   group statistics are taken under π_old. Deterministic: this is how theorems are checked.
 - sampled: `group_size` arms drawn per (seed, state) per step, as in practice.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,18 +39,18 @@ class BanditConfig(RLFields):
     are `RLFields`', shared with the LLM trainer's TrainConfig; these defaults suit a bandit.
     """
 
-    objective: str = "reinforce"    # a policy_loss kind: reinforce, ppo, gspo, cispo, clip_cov, kl_cov
-    advantage: str = "rloo"         # a group_advantages kind: grpo, rloo, dr_grpo, none
-    lr: float = 0.1                 # η, step size on the logits
-    estimator: str = "exact"        # "exact" (expectation over all arms) or "sampled" (group_size draws)
-    steps: int = 100                # training iterations (one batch each)
-    seeds: int = 1                  # independent runs, batched
+    objective: str = "reinforce"  # a policy_loss kind: reinforce, ppo, gspo, cispo, clip_cov, kl_cov
+    advantage: str = "rloo"  # a group_advantages kind: grpo, rloo, dr_grpo, none
+    lr: float = 0.1  # η, step size on the logits
+    estimator: str = "exact"  # "exact" (expectation over all arms) or "sampled" (group_size draws)
+    steps: int = 100  # training iterations (one batch each)
+    seeds: int = 1  # independent runs, batched
     bernoulli_rewards: bool = False  # read the table as success probabilities: R ~ Bernoulli(p) (sampled only)
-    reward_noise: float = 0.0       # std of Gaussian noise added to each sampled reward (sampled only)
-    ratio_bias: float = 1.0         # b: the loss sees b·r instead of r, as a biased log-prob path would (ch. 05)
-    gradient: str = "vanilla"       # "vanilla", or "natural" (divide the logit gradient by π: inverse Fisher)
-    optimizer: str = "sgd"          # "sgd" (what the theorems assume) or "adam"
-    record_probs: bool = True       # keep π at every step (memory: steps·seeds·states·arms floats)
+    reward_noise: float = 0.0  # std of Gaussian noise added to each sampled reward (sampled only)
+    ratio_bias: float = 1.0  # b: the loss sees b·r instead of r, as a biased log-prob path would (ch. 05)
+    gradient: str = "vanilla"  # "vanilla", or "natural" (divide the logit gradient by π: inverse Fisher)
+    optimizer: str = "sgd"  # "sgd" (what the theorems assume) or "adam"
+    record_probs: bool = True  # keep π at every step (memory: steps·seeds·states·arms floats)
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the fields shared with the LLM trainer's TrainConfig
@@ -63,8 +64,10 @@ class BanditConfig(RLFields):
         if self.reward_noise > 0 and self.estimator != "sampled":
             raise ValueError("reward_noise > 0 needs estimator='sampled' (the exact estimator takes expectations)")
         if self.bernoulli_rewards and self.estimator != "sampled":
-            raise ValueError("bernoulli_rewards=True needs estimator='sampled' (the exact estimator reads the table "
-                             "as deterministic rewards)")
+            raise ValueError(
+                "bernoulli_rewards=True needs estimator='sampled' (the exact estimator reads the table "
+                "as deterministic rewards)"
+            )
 
     def replace(self, **changes: Any) -> "BanditConfig":
         """A copy with some fields changed (validated again)."""
@@ -75,15 +78,15 @@ class BanditConfig(RLFields):
 class History:
     """Per-step, per-seed record of a run. Index [t] of entropy/reward/probs is the policy before update t."""
 
-    entropy: Tensor          # [steps+1, seeds]  H(π(·|s)) averaged over states
-    reward: Tensor           # [steps+1, seeds]  E_π[R], averaged over states
-    probs: Tensor | None     # [steps+1, seeds, arms] or [steps+1, seeds, states, arms]
-    loss: Tensor             # [steps, seeds]    surrogate loss, last epoch
-    zeta: Tensor             # [steps, seeds]    ζ used at each step (config.zeta unless zeta_control)
-    eps_high: Tensor         # [steps, seeds]    ε_high used at each step
-    entropy_coef: Tensor     # [steps, seeds]    entropy-bonus coefficient used at each step
-    clip_frac_low: Tensor    # [steps, seeds]    mean over epochs
-    clip_frac_high: Tensor   # [steps, seeds]
+    entropy: Tensor  # [steps+1, seeds]  H(π(·|s)) averaged over states
+    reward: Tensor  # [steps+1, seeds]  E_π[R], averaged over states
+    probs: Tensor | None  # [steps+1, seeds, arms] or [steps+1, seeds, states, arms]
+    loss: Tensor  # [steps, seeds]    surrogate loss, last epoch
+    zeta: Tensor  # [steps, seeds]    ζ used at each step (config.zeta unless zeta_control)
+    eps_high: Tensor  # [steps, seeds]    ε_high used at each step
+    entropy_coef: Tensor  # [steps, seeds]    entropy-bonus coefficient used at each step
+    clip_frac_low: Tensor  # [steps, seeds]    mean over epochs
+    clip_frac_high: Tensor  # [steps, seeds]
     config: BanditConfig
 
     @property
@@ -96,8 +99,12 @@ class History:
         rows = []
         for t in range(n_steps):
             for s in range(n_seeds):
-                row: dict[str, float | int] = {"step": t, "seed": s, "entropy": self.entropy[t, s].item(),
-                                               "reward": self.reward[t, s].item()}
+                row: dict[str, float | int] = {
+                    "step": t,
+                    "seed": s,
+                    "entropy": self.entropy[t, s].item(),
+                    "reward": self.reward[t, s].item(),
+                }
                 if t < n_steps - 1:
                     for k in ("loss", "zeta", "eps_high", "entropy_coef", "clip_frac_low", "clip_frac_high"):
                         row[k] = getattr(self, k)[t, s].item()
@@ -133,13 +140,21 @@ def _initial_logits(table: Tensor, init_logits: Tensor | None, seeds: int) -> Te
     if z.dim() == 2 and z.shape == (states, arms):
         z = z.expand(seeds, states, arms)
     if z.shape != (seeds, states, arms):
-        raise ValueError(f"init_logits has shape {tuple(init_logits.shape)}; expected [{arms}] or [{seeds}, {arms}] "
-                         f"for one state, [{states}, {arms}] or [{seeds}, {states}, {arms}] in general")
+        raise ValueError(
+            f"init_logits has shape {tuple(init_logits.shape)}; expected [{arms}] or [{seeds}, {arms}] "
+            f"for one state, [{states}, {arms}] or [{seeds}, {states}, {arms}] in general"
+        )
     return z.clone()
 
 
-def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor | None = None,
-        generator: torch.Generator | None = None, progress: bool = False, **overrides: Any) -> History:
+def run(
+    rewards: Tensor,
+    config: BanditConfig | None = None,
+    init_logits: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> History:
     """Train softmax policies on a reward table and record what happens to their entropy.
 
     rewards: [arms] (one state) or [states, arms], the reward of each arm (e.g. 1 = correct); with
@@ -163,11 +178,13 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
     controls = EntropyControls.from_config(cfg, seeds=cfg.seeds)
 
     # Inputs are validated above: each step calls the shared functions' unchecked kernels.
-    steps = [_step(cfg, z, opt, table, generator, controls)
-             for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}")]
+    steps = [
+        _step(cfg, z, opt, table, generator, controls)
+        for _ in tqdm(range(cfg.steps), disable=not progress, desc=f"bandit {cfg.objective}/{cfg.advantage}")
+    ]
     with torch.no_grad():
         logp = torch.log_softmax(z, -1)
-        final = _observe(logp, logp.exp(), table, cfg.record_probs)
+        final, _ = _observe(logp, logp.exp(), table, cfg.record_probs)
     return _history(steps, final, cfg, one_state=rewards.dim() == 1)
 
 
@@ -175,28 +192,34 @@ def run(rewards: Tensor, config: BanditConfig | None = None, init_logits: Tensor
 class Observation:
     """The policy before an update, per seed: entropy and E_π[R] averaged over states, and π itself."""
 
-    entropy: Tensor          # [seeds]
-    reward: Tensor           # [seeds]
-    probs: Tensor | None     # [seeds, states, arms] (None unless recorded)
+    entropy: Tensor  # [seeds]
+    reward: Tensor  # [seeds]
+    probs: Tensor | None  # [seeds, states, arms] (None unless recorded)
 
 
 @dataclass
 class StepRecord:
     """What one iteration saw and did, per seed [seeds]."""
 
-    before: Observation      # the policy that drew the batch
-    loss: Tensor             # surrogate loss, last epoch
-    zeta: Tensor             # ζ, ε_high and entropy coefficient in force
+    before: Observation  # the policy that drew the batch
+    loss: Tensor  # surrogate loss, last epoch
+    zeta: Tensor  # ζ, ε_high and entropy coefficient in force
     eps_high: Tensor
     entropy_coef: Tensor
-    clip_frac_low: Tensor    # mean over epochs
+    clip_frac_low: Tensor  # mean over epochs
     clip_frac_high: Tensor
 
 
-def _observe(logp: Tensor, probs: Tensor, table: Tensor, keep_probs: bool) -> Observation:
-    """Entropy, expected reward and (optionally) π of a detached policy [S, C, K] under a [C, K] reward table."""
-    return Observation(entropy=entropy_from_logp(logp).mean(-1), reward=(probs * table).sum(-1).mean(-1),
-                       probs=probs.clone() if keep_probs else None)
+def _observe(logp: Tensor, probs: Tensor, table: Tensor, keep_probs: bool) -> tuple[Observation, Tensor]:
+    """Entropy, expected reward and (optionally) π of a detached policy [S, C, K] under a [C, K] reward table.
+
+    -> (the observation, the entropy of every state [S, C]).
+    """
+    h = entropy_from_logp(logp, probs)
+    obs = Observation(
+        entropy=h.mean(-1), reward=(probs * table).sum(-1).mean(-1), probs=probs.clone() if keep_probs else None
+    )
+    return obs, h
 
 
 def _history(steps: list[StepRecord], final: Observation, cfg: BanditConfig, one_state: bool) -> History:
@@ -209,21 +232,31 @@ def _history(steps: list[StepRecord], final: Observation, cfg: BanditConfig, one
     probs = None
     if cfg.record_probs:
         probs = torch.stack([o.probs[:, 0] if one_state else o.probs for o in seen])
-    return History(entropy=torch.stack([o.entropy for o in seen]), reward=torch.stack([o.reward for o in seen]),
-                   probs=probs, config=cfg, **per_step)
+    return History(
+        entropy=torch.stack([o.entropy for o in seen]),
+        reward=torch.stack([o.reward for o in seen]),
+        probs=probs,
+        config=cfg,
+        **per_step,
+    )
 
 
-def _batch(cfg: BanditConfig, table: Tensor, probs_old: Tensor,
-           generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """Which arm each one-token episode played [S, C, n], its weight in the loss and its advantage (same shape)."""
+def _batch(
+    cfg: BanditConfig, table: Tensor, probs_old: Tensor, generator: torch.Generator
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """Which arm each one-token episode played [S, C, n], its weight in the loss and its advantage (same shape).
+
+    The exact estimator plays every arm once (actions None: all K arms, in order), weighted by π_old / C.
+    """
     S, C, K = probs_old.shape
-    if cfg.estimator == "exact":  # every arm, weighted by π_old / C: the expectation over the batch
-        actions = torch.arange(K).expand(S, C, K)
-        adv = expected_group_advantages_unchecked(table.expand(S, C, K), probs_old, cfg.advantage, cfg.adv_eps,
-                                                  group_size=cfg.group_size)
-        return actions, probs_old / C, adv
-    actions = torch.multinomial(probs_old.reshape(S * C, K), cfg.group_size, replacement=True,
-                                generator=generator).reshape(S, C, cfg.group_size)
+    if cfg.estimator == "exact":
+        adv = expected_group_advantages_unchecked(
+            table, probs_old, cfg.advantage, cfg.adv_eps, group_size=cfg.group_size
+        )
+        return None, probs_old / C if C > 1 else probs_old, adv
+    actions = torch.multinomial(
+        probs_old.reshape(S * C, K), cfg.group_size, replacement=True, generator=generator
+    ).reshape(S, C, cfg.group_size)
     r = table.expand(S, C, K).gather(-1, actions)
     if cfg.bernoulli_rewards:  # after the arm draws, so arms are drawn as without noise
         r = torch.bernoulli(r, generator=generator)
@@ -233,41 +266,69 @@ def _batch(cfg: BanditConfig, table: Tensor, probs_old: Tensor,
     return actions, torch.ones(actions.shape, dtype=torch.float64), adv
 
 
-def _step(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, table: Tensor,
-          generator: torch.Generator, controls: EntropyControls) -> StepRecord:
+def _played(x: Tensor, actions: Tensor | None) -> Tensor:
+    """The entries of x [S, C, K] for the arms played [S, C, n] (all of them when actions is None)."""
+    return x if actions is None else x.gather(-1, actions)
+
+
+def _step(
+    cfg: BanditConfig,
+    z: Tensor,
+    opt: torch.optim.Optimizer | None,
+    table: Tensor,
+    generator: torch.Generator,
+    controls: EntropyControls,
+) -> StepRecord:
     """One iteration: observe the policy, step the controllers, build a batch, run `epochs` updates on it."""
-    S, C, K = z.shape
+    S = z.shape[0]
     logp_full = torch.log_softmax(z, -1)  # reused by the first epoch
     logp_old_full = logp_full.detach()
     probs_old = logp_old_full.exp()
-    before = _observe(logp_old_full, probs_old, table, cfg.record_probs)
+    before, h_old = _observe(logp_old_full, probs_old, table, cfg.record_probs)
     zeta, eps_high, coef = controls.update(before.entropy)
 
     actions, weights, adv = _batch(cfg, table, probs_old, generator)
-    logp_old = logp_old_full.gather(-1, actions)
+    logp_old = _played(logp_old_full, actions)
     if cfg.ratio_bias != 1.0:  # exp(logp - (logp_old - log b)) = b · r
         logp_old = logp_old - math.log(cfg.ratio_bias)
 
-    n = actions.shape[-1]
-    flat = (S, C * n, 1)  # the loss sees one-token episodes: [seeds, B = C·n, T = 1]
-    clip_low = torch.zeros(S, dtype=torch.float64)
-    clip_high = torch.zeros(S, dtype=torch.float64)
+    flat = (S, -1, 1)  # the loss sees one-token episodes: [seeds, B = C·n, T = 1]
+    clip_low = clip_high = 0.0
     for epoch in range(cfg.epochs):
         if epoch:
             logp_full = torch.log_softmax(z, -1)
-        logp = logp_full.gather(-1, actions)  # [S, C, n]
-        with torch.no_grad():
-            h = entropy_from_logp(logp_full)[..., None].expand_as(logp)  # H of each action's state
-        a = shape_advantage_unchecked(adv, logp, h, weights, cfg.repo, zeta=zeta[:, None, None], beta=cfg.beta,
-                                      natural=cfg.gradient == "natural")  # β* per (seed, state), over its arms
-        loss, m = policy_loss_unchecked(logp.reshape(flat), logp_old.reshape(flat), a.reshape(flat),
-                                        weights.reshape(flat), cfg.objective, cfg.eps_low, eps_high,
-                                        generator=generator, **cfg.loss_kwargs)
+        logp = _played(logp_full, actions)  # [S, C, n]
+        a = adv
+        if cfg.repo is not None:
+            with torch.no_grad():  # H of each action's state: REPO's L = log π + H
+                h = (h_old if not epoch else entropy_from_logp(logp_full))[..., None].expand_as(logp)
+            a = shape_advantage_unchecked(
+                adv,
+                logp,
+                h,
+                weights,
+                cfg.repo,
+                zeta=zeta[:, None, None],
+                beta=cfg.beta,
+                natural=cfg.gradient == "natural",
+            )  # β* per (seed, state), over its arms
+        loss, m = policy_loss_unchecked(
+            logp.reshape(flat),
+            logp_old.reshape(flat),
+            a.reshape(flat),
+            weights.reshape(flat),
+            cfg.objective,
+            cfg.eps_low,
+            eps_high,
+            generator=generator,
+            ratio_metrics=False,
+            **cfg.loss_kwargs,
+        )
         if cfg.entropy_coef or cfg.entropy_coef_control:
             loss = loss - coef * entropy_from_logp(logp_full).mean(-1)
         _descend(cfg, z, opt, torch.autograd.grad(loss.sum(), z)[0], logp_full)
-        clip_low += m["clip_frac_low"] / cfg.epochs
-        clip_high += m["clip_frac_high"] / cfg.epochs
+        clip_low = clip_low + m["clip_frac_low"] / cfg.epochs  # means over the epochs
+        clip_high = clip_high + m["clip_frac_high"] / cfg.epochs
     return StepRecord(before, loss.detach(), zeta, eps_high, coef, clip_low, clip_high)
 
 
@@ -284,6 +345,8 @@ def _descend(cfg: BanditConfig, z: Tensor, opt: torch.optim.Optimizer | None, gr
         else:
             z.grad = grad
             opt.step()
-    if not bool(torch.isfinite(z).all()):
-        raise FloatingPointError(f"logits became non-finite ({cfg.objective}, {cfg.gradient} gradient, "
-                                 f"lr={cfg.lr}); lower lr or check the configuration")
+    if not math.isfinite(z.detach().sum().item()):  # one reduction: a sum is finite iff every logit is
+        raise FloatingPointError(
+            f"logits became non-finite ({cfg.objective}, {cfg.gradient} gradient, "
+            f"lr={cfg.lr}); lower lr or check the configuration"
+        )

@@ -9,10 +9,10 @@
 CHAPTER is a number ("01"), a slug ("softmax_bandits") or a path. `run` executes into _build/chapters/
 and leaves the committed notebooks alone unless --inplace (for authors refreshing stored outputs).
 """
+
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import sys
@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .float_kernels import kernel_variants  # noqa: F401  (part of the runner's API: `book.kernel_variants()`)
 
 PROFILES = ("ci", "cpu", "gpu")
 NBVAL_MODES = ("lax", "skip")
@@ -30,13 +32,13 @@ SETTINGS = {"profile": str, "budget_s": (int, float), "nbval": str, "gpu": bool,
 class Chapter:
     """One notebook of the book with its execution settings."""
 
-    file: str                      # path relative to the book root, e.g. chapters/01_softmax_bandits.ipynb
-    part: str | None               # title of the part it belongs to (None for top-level entries)
+    file: str  # path relative to the book root, e.g. chapters/01_softmax_bandits.ipynb
+    part: str | None  # title of the part it belongs to (None for top-level entries)
     profile: str = "ci"
     budget_s: float = 120.0
     nbval: str = "lax"
     gpu: bool = False
-    samples: bool = False          # samples or trains: its numbers depend on the float kernels (test-portable)
+    samples: bool = False  # samples or trains: its numbers depend on the float kernels (test-portable)
 
     @property
     def stem(self) -> str:
@@ -100,8 +102,11 @@ def load_book(path: str | Path = "book.yml") -> Book:
     if not isinstance(toc, list) or not toc:
         raise ValueError("book.yml: project.toc must be a non-empty list")
     execution = data.get("execution", {}) or {}
-    defaults = _settings("defaults", execution.get("defaults", {}),
-                         {"profile": "ci", "budget_s": 120.0, "nbval": "lax", "gpu": False, "samples": False})
+    defaults = _settings(
+        "defaults",
+        execution.get("defaults", {}),
+        {"profile": "ci", "budget_s": 120.0, "nbval": "lax", "gpu": False, "samples": False},
+    )
     per_file = execution.get("chapters", {}) or {}
 
     chapters: list[Chapter] = []
@@ -130,8 +135,14 @@ def load_book(path: str | Path = "book.yml") -> Book:
     unknown = set(per_file) - {c.file for c in chapters}
     if unknown:
         raise ValueError(f"book.yml: execution settings for files not in the toc: {sorted(unknown)}")
-    return Book(title=data["title"], version=str(data["version"]), subtitle=data.get("subtitle", ""),
-                chapters=chapters, root=root, parts=parts)
+    return Book(
+        title=data["title"],
+        version=str(data["version"]),
+        subtitle=data.get("subtitle", ""),
+        chapters=chapters,
+        root=root,
+        parts=parts,
+    )
 
 
 def select(book: Book, names: list[str]) -> list[Chapter]:
@@ -140,8 +151,13 @@ def select(book: Book, names: list[str]) -> list[Chapter]:
         return list(book.chapters)
     chosen = []
     for name in names:
-        hits = [c for c in book.chapters if name in (c.number, c.stem, c.file, Path(c.file).name)
-                or c.stem.split("_", 1)[-1] == name or Path(name).resolve() == (book.root / c.file).resolve()]
+        hits = [
+            c
+            for c in book.chapters
+            if name in (c.number, c.stem, c.file, Path(c.file).name)
+            or c.stem.split("_", 1)[-1] == name
+            or Path(name).resolve() == (book.root / c.file).resolve()
+        ]
         if not hits:
             known = ", ".join(c.stem for c in book.chapters)
             raise SystemExit(f"no chapter matches {name!r}; chapters: {known}")
@@ -176,8 +192,9 @@ def chapter_profile(chapter: Chapter, profile: str | None = None, inplace: bool 
     return chapter.profile
 
 
-def execute(book: Book, chapter: Chapter, inplace: bool = False, profile: str | None = None,
-            timeout: int = 1800) -> float:
+def execute(
+    book: Book, chapter: Chapter, inplace: bool = False, profile: str | None = None, timeout: int = 1800
+) -> float:
     """Execute one chapter with a fresh kernel; return its wall time in seconds."""
     import nbformat
     from nbclient import NotebookClient
@@ -185,15 +202,23 @@ def execute(book: Book, chapter: Chapter, inplace: bool = False, profile: str | 
 
     src = book.root / chapter.file
     nb = nbformat.read(src, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}}
+    )
     saved = os.environ.get("ERL_PROFILE")
     os.environ["ERL_PROFILE"] = chapter_profile(chapter, profile, inplace)  # the kernel inherits our environment
     start = time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as e:
-        failing = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                        and any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        failing = next(
+            (
+                i
+                for i, c in enumerate(nb.cells)
+                if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))
+            ),
+            None,
+        )
         where = f"cell {failing + 1} of {len(nb.cells)}" if failing is not None else "a cell"
         first = nb.cells[failing].source.strip().splitlines()[0] if failing is not None else ""
         raise ChapterFailed(f"{chapter.file}: {where} failed ({first!r})\n{e.ename}: {e.evalue}") from None
@@ -222,27 +247,6 @@ def nbval_files(book: Book, samples_only: bool = False) -> list[Path]:
     return [Path(c.file) for c in chapters] + [s.relative_to(book.root) for s in solutions]
 
 
-def kernel_variants() -> dict[str, dict[str, str]]:
-    """Float-kernel configurations other than this machine's native one: name -> environment variables.
-
-    Each makes PyTorch (ATen's vectorised CPU kernels) or MKL (matrix products) take another code path, the
-    way another CPU would: `default` is ATen's scalar path (no SIMD), `avx2` the path of an AVX2-only x86 CPU
-    (offered where the native one is AVX-512), `mkl-compatible` MKL's conservative, CPU-independent path.
-    The variables are read when torch loads, so each must be set before the process starts.
-    """
-    import torch
-
-    native = torch.backends.cpu.get_cpu_capability().lower()   # honours ATEN_CPU_CAPABILITY if it is already set
-    variants = {"default": {"ATEN_CPU_CAPABILITY": "default"}}
-    if native.startswith("avx512"):
-        variants["avx2"] = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
-    if torch.backends.mkl.is_available():
-        variants["mkl-compatible"] = {"MKL_CBWR": "COMPATIBLE"}
-    if native == "default":   # already scalar (or ATEN_CPU_CAPABILITY set): nothing of ATen's left to vary
-        variants.pop("default")
-    return variants
-
-
 def cmd_list(book: Book) -> None:
     runs = _load_runs(book)
     print(f"{book.title}  (version {book.version})")
@@ -250,8 +254,10 @@ def cmd_list(book: Book) -> None:
     for c in book.chapters:
         last = runs.get(c.file, {}).get("seconds")
         part = (c.part or "-").split(":")[0]
-        print(f"{c.number:<3} {c.stem:<34} {part:<10} {c.profile:<8} {c.budget_s:>6.0f}s "
-              f"{(f'{last:.1f}s' if last is not None else '-'):>9}")
+        print(
+            f"{c.number:<3} {c.stem:<34} {part:<10} {c.profile:<8} {c.budget_s:>6.0f}s "
+            f"{(f'{last:.1f}s' if last is not None else '-'):>9}"
+        )
 
 
 def cmd_run(book: Book, names: list[str], inplace: bool, profile: str | None) -> int:
@@ -269,8 +275,12 @@ def cmd_run(book: Book, names: list[str], inplace: bool, profile: str | None) ->
             bar.close()
             print(f"\nFAILED {e}", file=sys.stderr)
             return 1
-        runs[c.file] = {"seconds": round(seconds, 2), "budget_s": c.budget_s, "profile": chapter_profile(c, profile, inplace),
-                        "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+        runs[c.file] = {
+            "seconds": round(seconds, 2),
+            "budget_s": c.budget_s,
+            "profile": chapter_profile(c, profile, inplace),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         results.append((c, seconds))
     _runs_file(book).parent.mkdir(parents=True, exist_ok=True)
     _runs_file(book).write_text(json.dumps(runs, indent=1))
@@ -285,38 +295,6 @@ def cmd_run(book: Book, names: list[str], inplace: bool, profile: str | None) ->
     return 0
 
 
-def cmd_html(book: Book) -> Path:
-    """Render each chapter (its executed copy in _build if there is one) to _build/html, plus an index page."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    out_dir = book.root / "_build" / "html"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter()
-    for c in book.chapters:
-        executed = book.root / "_build" / c.file
-        nb = nbformat.read(executed if executed.exists() else book.root / c.file, as_version=4)
-        body, _ = exporter.from_notebook_node(nb)
-        (out_dir / f"{c.stem}.html").write_text(body)
-    items, part = [], None
-    for c in book.chapters:
-        if c.part != part:
-            if part is not None:
-                items.append("</ol></li>")
-            if c.part is not None:
-                items.append(f"<li><strong>{html.escape(c.part)}</strong><ol>")
-            part = c.part
-        items.append(f'<li><a href="{c.stem}.html">{html.escape(c.title(book.root))}</a></li>')
-    if part is not None:
-        items.append("</ol></li>")
-    index = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(book.title)}</title>"
-             f"<body style='font-family: sans-serif; max-width: 46em; margin: 3em auto'>"
-             f"<h1>{html.escape(book.title)}</h1><p>{html.escape(book.subtitle)}</p>"
-             f"<p>Version {html.escape(book.version)}</p><ul>{''.join(items)}</ul></body>")
-    (out_dir / "index.html").write_text(index)
-    return out_dir / "index.html"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m entropy_rl_lite.book", description=__doc__.split("\n\n")[0])
     ap.add_argument("--book", default="book.yml", help="path to book.yml (default: ./book.yml)")
@@ -327,9 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--inplace", action="store_true", help="refresh the committed notebooks' outputs")
     run.add_argument("--profile", choices=PROFILES, help="override each chapter's profile (sets ERL_PROFILE)")
     sub.add_parser("html", help="render the executed book to _build/html/")
-    files = sub.add_parser("files", help="print the notebooks nbval checks: chapters (unless nbval: skip) and solutions")
-    files.add_argument("--samples", action="store_true", help="only chapters marked `samples: true`, and their solutions")
-    sub.add_parser("variants", help="print the non-native float-kernel configurations, one per line: NAME VAR=VALUE ...")
+    files = sub.add_parser(
+        "files", help="print the notebooks nbval checks: chapters (unless nbval: skip) and solutions"
+    )
+    files.add_argument(
+        "--samples", action="store_true", help="only chapters marked `samples: true`, and their solutions"
+    )
+    sub.add_parser(
+        "variants", help="print the non-native float-kernel configurations, one per line: NAME VAR=VALUE ..."
+    )
     args = ap.parse_args(argv)
     book = load_book(args.book)
     if args.cmd == "list":
@@ -344,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, env in kernel_variants().items():
             print(name, *(f"{k}={v}" for k, v in env.items()))
         return 0
-    index = cmd_html(book)
+    from .book_html import render  # nbconvert: only for this command
+
+    index = render(book)
     print(f"open {index}")
     return 0
 

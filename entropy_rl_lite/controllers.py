@@ -9,6 +9,7 @@ arguments carry the config fields' names (`eps_high_min`, `entropy_coef_rate`, `
 A controller holds one value per independent run: a float, or a tensor of shape [seeds] when the
 bandit engine runs many seeds at once (each seed is steered by its own measured entropy).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -82,8 +83,12 @@ class EntropyTargetController:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: value, target and the rule's parameters (JSON-serialisable)."""
-        return {"kind": type(self).__name__, "value": _plain(self._value), "target_entropy": _plain(self._target),
-                **self._params()}
+        return {
+            "kind": type(self).__name__,
+            "value": _plain(self._value),
+            "target_entropy": _plain(self._target),
+            **self._params(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from `state_dict()`; the parameters must match this controller's."""
@@ -107,8 +112,12 @@ class EntropyCoefController(EntropyTargetController):
     the constraint H >= target, as in SAC's temperature tuning. A baseline the book compares REPO with.
     """
 
-    def __init__(self, entropy_coef: float | Tensor = 0.0, entropy_coef_rate: float = 0.1,
-                 target_entropy: float | Tensor | None = None) -> None:
+    def __init__(
+        self,
+        entropy_coef: float | Tensor = 0.0,
+        entropy_coef_rate: float = 0.1,
+        target_entropy: float | Tensor | None = None,
+    ) -> None:
         self.entropy_coef_rate = check_number("entropy_coef_rate", entropy_coef_rate, low=0.0, low_open=True)
         if isinstance(entropy_coef, Tensor):
             check_tensor("entropy_coef", entropy_coef)

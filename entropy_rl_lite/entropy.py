@@ -2,6 +2,7 @@
 
 Notation: z = logits, π = softmax(z), H = -Σ π log π, L = log π + H (the centred log-probability).
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,14 +18,14 @@ def _logp(logits: Tensor) -> Tensor:
     return torch.log_softmax(fp32(logits), dim=-1)
 
 
-def entropy_from_logp(logp: Tensor) -> Tensor:
+def entropy_from_logp(logp: Tensor, probs: Tensor | None = None) -> Tensor:
     """H = -Σ π log π from log-probabilities (no checks: for loops that hold a log_softmax). [..., K] -> [...].
 
-    Arms with π = 0 contribute 0 (not 0·(-inf) = NaN).
+    probs: exp(logp), when the caller has it already. Arms with π = 0 contribute 0 (not 0·(-inf) = NaN).
     """
-    probs = logp.exp()
+    probs = logp.exp() if probs is None else probs
     # where(π == 0) rather than where(π > 0): a NaN must propagate, not read as a zero-probability arm.
-    return torch.where(probs == 0, torch.zeros_like(logp), -probs * logp).sum(-1) + 0.0  # + 0.0: no "-0.0"
+    return torch.where(probs == 0, 0.0, -probs * logp).sum(-1) + 0.0  # + 0.0: no "-0.0"
 
 
 def _check_logits(logits: object) -> Tensor:

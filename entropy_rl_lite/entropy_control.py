@@ -6,6 +6,7 @@ entropy bonus (its coefficient and controller) once; the bandit engine's `Bandit
 cannot drift apart. `EntropyControls` turns such a config into the controllers, updates them once per
 iteration from the measured entropy and saves/restores them with a checkpoint.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,19 +26,19 @@ from .repo import REPO_VARIANTS, ZetaController
 class EntropyControlFields:
     """Which entropy control runs and how it is tuned. Validated on creation; errors name the field."""
 
-    repo: str | None = None          # None, "beta" (fixed β), "decorrelate" (β*), "repo_d" (ζ·β*, [ours]), "repo_r"
-    beta: float = 0.0                # β for repo="beta": A - β·L
-    zeta: float = 0.0                # ζ for repo_d / repo_r (the start value when zeta_control is on)
-    zeta_control: bool = False       # steer ζ with ZetaController toward target_entropy
-    zeta_min: float = 1e-4           # ζ's smallest non-zero magnitude (the controller's step from and to 0)
-    zeta_max: float = 0.05           # ζ's largest magnitude (paper.md §5: 0.05 for LLM token log-probs)
-    adapo: bool = False              # steer eps_high with EpsHighController toward target_entropy
-    eps_high_min: float = 0.2        # ADAPO's bounds on ε_high [ours]
+    repo: str | None = None  # None, "beta" (fixed β), "decorrelate" (β*), "repo_d" (ζ·β*, [ours]), "repo_r"
+    beta: float = 0.0  # β for repo="beta": A - β·L
+    zeta: float = 0.0  # ζ for repo_d / repo_r (the start value when zeta_control is on)
+    zeta_control: bool = False  # steer ζ with ZetaController toward target_entropy
+    zeta_min: float = 1e-4  # ζ's smallest non-zero magnitude (the controller's step from and to 0)
+    zeta_max: float = 0.05  # ζ's largest magnitude (paper.md §5: 0.05 for LLM token log-probs)
+    adapo: bool = False  # steer eps_high with EpsHighController toward target_entropy
+    eps_high_min: float = 0.2  # ADAPO's bounds on ε_high [ours]
     eps_high_max: float = 1.0
-    adapo_factor: float = 1.5        # ADAPO's multiplicative step on ε_high [ours]
-    entropy_coef: float = 0.0        # explicit entropy bonus: the loss gets -entropy_coef · H
+    adapo_factor: float = 1.5  # ADAPO's multiplicative step on ε_high [ours]
+    entropy_coef: float = 0.0  # explicit entropy bonus: the loss gets -entropy_coef · H
     entropy_coef_control: bool = False  # adapt entropy_coef toward target_entropy (EntropyCoefController)
-    entropy_coef_rate: float = 0.1   # its step: coef += rate · (target - H)
+    entropy_coef_rate: float = 0.1  # its step: coef += rate · (target - H)
     target_entropy: float | None = None  # the controllers' target; None = the entropy measured at the first update
 
     def __post_init__(self) -> None:
@@ -49,8 +50,10 @@ class EntropyControlFields:
         if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
             raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
         if self.zeta_control and self.zeta != 0 and not self.zeta_min <= abs(self.zeta) <= self.zeta_max:
-            raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = [{self.zeta_min:g}, "
-                             f"{self.zeta_max:g}] when zeta_control=True, got {self.zeta:g}")
+            raise ValueError(
+                f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = [{self.zeta_min:g}, "
+                f"{self.zeta_max:g}] when zeta_control=True, got {self.zeta:g}"
+            )
         check_number("eps_high_min", self.eps_high_min, low=0.0)
         check_number("eps_high_max", self.eps_high_max, low=self.eps_high_min)
         check_number("adapo_factor", self.adapo_factor, low=1.0, low_open=True)
@@ -83,11 +86,13 @@ class EntropyControls:
         if f.zeta_control:
             self.controllers["zeta"] = ZetaController(self._fixed["zeta"], f.zeta_min, f.zeta_max, target)
         if f.adapo:
-            self.controllers["eps_high"] = EpsHighController(self._fixed["eps_high"], f.eps_high_min, f.eps_high_max,
-                                                             f.adapo_factor, target)
+            self.controllers["eps_high"] = EpsHighController(
+                self._fixed["eps_high"], f.eps_high_min, f.eps_high_max, f.adapo_factor, target
+            )
         if f.entropy_coef_control:
-            self.controllers["entropy_coef"] = EntropyCoefController(self._fixed["entropy_coef"],
-                                                                     f.entropy_coef_rate, target)
+            self.controllers["entropy_coef"] = EntropyCoefController(
+                self._fixed["entropy_coef"], f.entropy_coef_rate, target
+            )
 
     @classmethod
     def from_config(cls, cfg: Any, seeds: int | None = None) -> "EntropyControls":

@@ -6,6 +6,7 @@
 Each prints one line, ✓ or ✗ with the first mismatching input, and returns a Result that is truthy
 only when every trial matched (so a solutions notebook can `assert` it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -56,9 +57,17 @@ def _close(a: Any, b: Any, atol: float, rtol: float) -> bool:
     return abs(float(a) - float(b)) <= atol + rtol * abs(float(b))
 
 
-def compare(candidate: Callable, reference: Callable, make_inputs: Callable[[torch.Generator], Inputs],
-            trials: int = 20, atol: float = 1e-6, rtol: float = 1e-5, name: str = "exercise",
-            seed: int = 0, verbose: bool = True) -> Result:
+def compare(
+    candidate: Callable,
+    reference: Callable,
+    make_inputs: Callable[[torch.Generator], Inputs],
+    trials: int = 20,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    name: str = "exercise",
+    seed: int = 0,
+    verbose: bool = True,
+) -> Result:
     """Run candidate and reference on `trials` random inputs; stop at the first mismatch or error."""
     g = torch.Generator().manual_seed(seed)
     for t in range(trials):
@@ -71,14 +80,21 @@ def compare(candidate: Callable, reference: Callable, make_inputs: Callable[[tor
             res = Result(name, False, t + 1, f"trial {t + 1} raised {type(e).__name__}: {e}\n  input: {shown}")
             break
         if not _close(got, expected, atol, rtol):
-            res = Result(name, False, t + 1, f"trial {t + 1} differs\n  input:   {shown}\n"
-                                              f"  yours:   {_fmt(got)}\n  library: {_fmt(expected)}")
+            res = Result(
+                name,
+                False,
+                t + 1,
+                f"trial {t + 1} differs\n  input:   {shown}\n  yours:   {_fmt(got)}\n  library: {_fmt(expected)}",
+            )
             break
     else:
         res = Result(name, True, trials)
     if verbose:
-        print(f"✓ {name}: {res.trials}/{res.trials} random inputs match the library" if res.passed
-              else f"✗ {name}: {res.message}")
+        print(
+            f"✓ {name}: {res.trials}/{res.trials} random inputs match the library"
+            if res.passed
+            else f"✗ {name}: {res.message}"
+        )
     return res
 
 

@@ -11,6 +11,7 @@ rows of fp32 logits are 0.06 MB at the book's V = 14 but 622 MB at V = 151,936.
 Gradients, per token with z the fp32 logits and p = softmax(z):
   ∂ log p_y / ∂z = onehot(y) - p          ∂H / ∂z = -p ⊙ (log p + H)
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ import torch
 from torch import Tensor
 
 from ._checks import check_int, check_number, check_tensor
-
 
 # Default budget for one [rows × V] block, in MiB; a chunk holds about two such blocks (~96 MiB of working memory).
 # Why 48: the memory goal (benchmarks/README.md §2: V = 151,936, 2,048 tokens, D = 1,024, peak ≤ 1/8 of the
@@ -156,13 +156,16 @@ class _LogitLogprobs(torch.autograd.Function):
 
 def _check_targets(targets: object, shape: torch.Size, vocab: int) -> Tensor:
     if not isinstance(targets, Tensor) or targets.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"targets must be an int64 tensor of token ids, got "
-                        f"{getattr(targets, 'dtype', type(targets).__name__)}")
+        raise TypeError(
+            f"targets must be an int64 tensor of token ids, got {getattr(targets, 'dtype', type(targets).__name__)}"
+        )
     if targets.shape != shape:
         raise ValueError(f"targets has shape {tuple(targets.shape)}, expected {tuple(shape)}")
     if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= vocab):
-        raise ValueError(f"targets must be token ids in [0, {vocab}), got range "
-                         f"[{int(targets.min())}, {int(targets.max())}]; mask padding instead of using -100")
+        raise ValueError(
+            f"targets must be token ids in [0, {vocab}), got range "
+            f"[{int(targets.min())}, {int(targets.max())}]; mask padding instead of using -100"
+        )
     return targets.long()
 
 
@@ -174,8 +177,15 @@ def _rows(chunk_size: int | None, block_mib: float, tokens: int, vocab: int, dty
     return chunk_rows(tokens, vocab, dtype, block_mib)
 
 
-def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: int | None = None,
-                   temperature: float = 1.0, *, block_mib: float = BLOCK_MIB) -> tuple[Tensor, Tensor]:
+def token_logprobs(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    chunk_size: int | None = None,
+    temperature: float = 1.0,
+    *,
+    block_mib: float = BLOCK_MIB,
+) -> tuple[Tensor, Tensor]:
     """fp32 log π(target) and entropy from final hidden states and the output layer, chunked, differentiable.
 
     hidden [B, T, D] (any float dtype), weight [V, D] (the LM head), targets [B, T] int64
@@ -186,8 +196,9 @@ def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: 
     check_tensor("hidden", hidden, min_dim=2)
     check_tensor("weight", weight, min_dim=2)
     if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
-        raise ValueError(f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]}, "
-                         f"got {tuple(weight.shape)}")
+        raise ValueError(
+            f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]}, got {tuple(weight.shape)}"
+        )
     targets = _check_targets(targets, hidden.shape[:-1], weight.shape[0])
     rows = _rows(chunk_size, block_mib, targets.numel(), weight.shape[0], _compute_dtype(hidden, weight))
     temperature = check_number("temperature", temperature, low=0.0, low_open=True)
@@ -195,8 +206,14 @@ def token_logprobs(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_size: 
         return _HiddenLogprobs.apply(hidden, weight, targets, rows, temperature)
 
 
-def logprobs_from_logits(logits: Tensor, targets: Tensor, chunk_size: int | None = None,
-                         temperature: float = 1.0, *, block_mib: float = BLOCK_MIB) -> tuple[Tensor, Tensor]:
+def logprobs_from_logits(
+    logits: Tensor,
+    targets: Tensor,
+    chunk_size: int | None = None,
+    temperature: float = 1.0,
+    *,
+    block_mib: float = BLOCK_MIB,
+) -> tuple[Tensor, Tensor]:
     """fp32 log π(target) and entropy from logits of any dtype, chunked over tokens, differentiable.
 
     -inf logits mask a token out (π = 0; each row needs a finite one). logits [..., V], targets [...] int64

@@ -4,6 +4,7 @@ A crashed run keeps every completed step; a resumed run first drops the lines at
 resumes from, so the file always reads as one uninterrupted run. `read_metrics` loads a file back, and
 `erl.plot.metrics` re-plots it.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -17,7 +18,14 @@ from typing import Any
 
 import torch
 
-TIMING_KEYS = ("step_time_s", "rollout_time_s", "update_time_s", "tokens_per_s", "train_tflops", "mfu")  # the only fields that differ between reruns
+TIMING_KEYS = (
+    "step_time_s",
+    "rollout_time_s",
+    "update_time_s",
+    "tokens_per_s",
+    "train_tflops",
+    "mfu",
+)  # the only fields that differ between reruns
 
 
 def _clean(value: Any) -> Any:
@@ -30,10 +38,20 @@ def _clean(value: Any) -> Any:
 def run_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Where a run happened: versions, hardware, git commit, time (the sidecar of a committed log)."""
     device = torch.device(device)
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    hardware = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    )
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                                timeout=5, cwd=Path(__file__).parent).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short=12", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).parent,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     versions = {}
@@ -42,9 +60,14 @@ def run_metadata(device: torch.device | str = "cpu") -> dict[str, Any]:
             versions[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             versions[pkg] = None
-    return {"versions": {**versions, "python": platform.python_version()}, "device": str(device),
-            "hardware": hardware, "torch_threads": torch.get_num_threads(), "git_commit": commit,
-            "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "versions": {**versions, "python": platform.python_version()},
+        "device": str(device),
+        "hardware": hardware,
+        "torch_threads": torch.get_num_threads(),
+        "git_commit": commit,
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 class MetricsLog:
@@ -62,6 +85,19 @@ class MetricsLog:
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Write the sidecar (overwrites: a fresh run's log starts with fresh metadata)."""
         self.meta_path.write_text(json.dumps(meta, indent=1))
+
+    def start(self, step: int, meta: dict[str, Any]) -> None:
+        """Before a process's first logged step: a fresh run (step 0) empties the log and writes the sidecar; a
+        resumed run keeps the original sidecar and appends where and with what it continued to its `resumes`."""
+        if step == 0:
+            self.path.write_text("")  # a new run replaces an old log instead of appending to it
+        if step == 0 or not self.meta_path.exists():
+            self.write_meta(meta)
+            return
+        old = json.loads(self.meta_path.read_text())
+        keep = ("resumed_from", "start_step", "config", "started_utc", "hardware", "git_commit")
+        old.setdefault("resumes", []).append({k: meta[k] for k in keep if k in meta})
+        self.write_meta(old)
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one step's metrics as a line and flush it to disk."""

@@ -9,6 +9,7 @@ shape [...] otherwise. Advantages may be per token [..., B, T] or per sequence [
 One small function per surrogate (`reinforce`, `ppo_clip`, `cispo`, `clip_cov_drop`, `kl_cov_penalty`),
 the GSPO `sequence_ratio`, and `policy_loss`, which checks its inputs and dispatches to them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -84,7 +85,7 @@ def aggregate_unchecked(values: Tensor, w: Tensor, agg: str = "token-mean", hori
 
 # -- ratios -----------------------------------------------------------------------------------------------
 def sequence_ratio(logp: Tensor, logp_old: Tensor, mask: Tensor) -> Tensor:
-    """GSPO's s_i = exp(mean_t (log π - log π_old)) over each sequence's tokens (paper.md §2). [..., B, T] -> [..., B]."""
+    """GSPO's s_i = exp(mean_t (log π - log π_old)) over a sequence's tokens (paper.md §2). [..., B, T] -> [..., B]."""
     check_tensor("logp", logp, min_dim=2)
     check_tensor("logp_old", logp_old, min_dim=2)
     logp = fp32(logp)
@@ -114,7 +115,7 @@ def cispo(ratio: Tensor, adv: Tensor, logp: Tensor, lo: Tensor, hi: Tensor) -> T
 
 
 def cov_scores(logp: Tensor, adv: Tensor, w: Tensor) -> Tensor:
-    """Per-token (log π - mean log π)(A - mean A), means over each problem's valid tokens (Cui et al.). -> [..., B, T]."""
+    """Per-token (log π - mean log π)(A - mean A), means over each problem's valid tokens (Cui et al.). [..., B, T]"""
     lp = logp.detach()
     lp_c = lp - masked_mean(lp, w)[..., None, None]
     a_c = adv - masked_mean(adv, w)[..., None, None]
@@ -134,9 +135,18 @@ def _top_tokens(score: Tensor, eligible: Tensor, ratio: float, w: Tensor) -> Ten
     return (rank < k.unsqueeze(-1)).reshape(score.shape)
 
 
-def clip_cov_drop(ratio: Tensor, adv: Tensor, logp: Tensor, w: Tensor, lo: Tensor, hi: Tensor, frac: float,
-                  bounds: tuple[float, float], generator: torch.Generator | None = None) -> Tensor:
-    """Clip-Cov's tokens to remove from PPO's gradient: a random `frac` of those with cov in `bounds`. -> bool [..., B, T].
+def clip_cov_drop(
+    ratio: Tensor,
+    adv: Tensor,
+    logp: Tensor,
+    w: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    frac: float,
+    bounds: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Clip-Cov's tokens to drop from PPO's gradient: a random `frac` of those with cov in `bounds`. -> bool [..., B, T]
 
     Tokens PPO already clips carry no gradient; Clip-Cov chooses among the others (Cui et al.).
     """
@@ -150,8 +160,9 @@ def clip_cov_drop(ratio: Tensor, adv: Tensor, logp: Tensor, w: Tensor, lo: Tenso
     return _top_tokens(noise, eligible, frac, w)
 
 
-def kl_cov_penalty(logp: Tensor, logp_old: Tensor, adv: Tensor, w: Tensor, frac: float,
-                   coef: float) -> tuple[Tensor, Tensor]:
+def kl_cov_penalty(
+    logp: Tensor, logp_old: Tensor, adv: Tensor, w: Tensor, frac: float, coef: float
+) -> tuple[Tensor, Tensor]:
     """KL-Cov's per-token penalty coef·|log π - log π_old| on the `frac` tokens of largest cov. -> (penalty, chosen)."""
     chosen = _top_tokens(cov_scores(logp, adv, w), w > 0, frac, w)
     return coef * chosen * (logp - logp_old.detach()).abs(), chosen
@@ -192,16 +203,33 @@ def policy_loss(
     if adv.shape == logp.shape[:-1]:
         adv = adv.unsqueeze(-1).expand_as(logp)  # one advantage per sequence, shared by its tokens
     elif adv.shape != logp.shape:
-        raise ValueError(f"adv has shape {tuple(adv.shape)}; expected {tuple(logp.shape)} (per token) "
-                         f"or {tuple(logp.shape[:-1])} (per sequence)")
+        raise ValueError(
+            f"adv has shape {tuple(adv.shape)}; expected {tuple(logp.shape)} (per token) "
+            f"or {tuple(logp.shape[:-1])} (per sequence)"
+        )
     eps_low, eps_high = check_eps("eps_low", eps_low), check_eps("eps_high", eps_high)
     if float(torch.as_tensor(eps_low).max()) > 1:
         raise ValueError(f"eps_low must be <= 1 (the ratio's lower bound 1 - eps_low must be >= 0), got {eps_low}")
-    options = check_loss_options(horizon=horizon, clip_cov_ratio=clip_cov_ratio, clip_cov_bounds=clip_cov_bounds,
-                                 kl_cov_ratio=kl_cov_ratio, kl_coef=kl_coef)
+    options = check_loss_options(
+        horizon=horizon,
+        clip_cov_ratio=clip_cov_ratio,
+        clip_cov_bounds=clip_cov_bounds,
+        kl_cov_ratio=kl_cov_ratio,
+        kl_coef=kl_coef,
+    )
     logp = fp32(logp)
-    return policy_loss_unchecked(logp, fp32(logp_old).to(logp.dtype), fp32(adv).to(logp.dtype), as_weights(mask, logp),
-                                 kind, eps_low, eps_high, agg, generator=generator, **options)
+    return policy_loss_unchecked(
+        logp,
+        fp32(logp_old).to(logp.dtype),
+        fp32(adv).to(logp.dtype),
+        as_weights(mask, logp),
+        kind,
+        eps_low,
+        eps_high,
+        agg,
+        generator=generator,
+        **options,
+    )
 
 
 def check_loss_options(**options: Any) -> dict[str, Any]:
@@ -223,59 +251,74 @@ def check_loss_options(**options: Any) -> dict[str, Any]:
     return out
 
 
-def policy_loss_unchecked(logp: Tensor, logp_old: Tensor, adv: Tensor, w: Tensor, kind: str,
-                          eps_low: float | Tensor, eps_high: float | Tensor, agg: str = "token-mean", *,
-                          horizon: int | None = None, clip_cov_ratio: float = 2e-4,
-                          clip_cov_bounds: tuple[float, float] = (1.0, 5.0), kl_cov_ratio: float = 2e-3,
-                          kl_coef: float = 1.0, generator: torch.Generator | None = None,
-                          ) -> tuple[Tensor, dict[str, Tensor]]:
-    """`policy_loss` without input checks: fp32 logp, logp_old, adv and float weights w, all [..., B, T]."""
-    # ε may be one number per problem ([seeds] in the bandit engine): per_problem makes it [..., 1, 1].
-    lo = torch.as_tensor(1.0 - per_problem(eps_low, logp), dtype=logp.dtype)
-    hi = torch.as_tensor(1.0 + per_problem(eps_high, logp), dtype=logp.dtype)
+def policy_loss_unchecked(
+    logp: Tensor,
+    logp_old: Tensor,
+    adv: Tensor,
+    w: Tensor,
+    kind: str,
+    eps_low: float | Tensor,
+    eps_high: float | Tensor,
+    agg: str = "token-mean",
+    *,
+    horizon: int | None = None,
+    clip_cov_ratio: float = 2e-4,
+    clip_cov_bounds: tuple[float, float] = (1.0, 5.0),
+    kl_cov_ratio: float = 2e-3,
+    kl_coef: float = 1.0,
+    generator: torch.Generator | None = None,
+    ratio_metrics: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """`policy_loss` without input checks: fp32 logp, logp_old, adv and float weights w, all [..., B, T].
+
+    ratio_metrics=False: of the metrics, only the clip fractions (all the bandit engine records).
+    """
     log_ratio = logp - logp_old.detach()
-    if kind == "gspo":
-        # s_{i,t} = sg[s_i] · π_t / sg[π_t]: equals s_i in value, carries each token's own gradient.
-        ratio = torch.exp(_sequence_log_ratio(log_ratio, w).detach().unsqueeze(-1) + logp - logp.detach())
-    else:
-        ratio = torch.exp(log_ratio)
-
     metrics: dict[str, Tensor] = {}
-    if kind == "reinforce":
+    if kind == "reinforce":  # no ratio in the loss, so nothing is clipped
         per_token = reinforce(logp, adv)
-    elif kind == "cispo":
-        per_token = cispo(ratio, adv, logp, lo, hi)
-    elif kind == "kl_cov":
-        penalty, chosen = kl_cov_penalty(logp, logp_old, adv, w, kl_cov_ratio, kl_coef)
-        per_token = -ratio * adv + penalty
-        metrics["cov_frac"] = masked_mean(chosen.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
-    else:  # ppo, gspo, clip_cov
-        per_token = ppo_clip(ratio, adv, lo, hi)
-        if kind == "clip_cov":
-            drop = clip_cov_drop(ratio, adv, logp, w, lo, hi, clip_cov_ratio, clip_cov_bounds, generator)
-            per_token = per_token * (~drop)  # dropped tokens contribute neither value nor gradient
-            metrics["cov_frac"] = masked_mean(drop.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
-
-    loss = aggregate_unchecked(per_token, w, agg, horizon)
-    return loss, {**metrics, **_ratio_metrics(ratio.detach(), log_ratio.detach(), adv, w, kind, eps_low, eps_high)}
-
-
-def _ratio_metrics(ratio: Tensor, log_ratio: Tensor, adv: Tensor, w: Tensor, kind: str, eps_low: float | Tensor,
-                   eps_high: float | Tensor) -> dict[str, Tensor]:
-    """Clip fractions, k3 KL(old‖new), mean and max ratio over the weighted tokens. -> dict of [...]."""
-    if kind == "reinforce":  # nothing is clipped, by construction
+        ratio = torch.exp(log_ratio) if ratio_metrics else None
         zero = torch.zeros(w.shape[:-2], dtype=w.dtype, device=w.device)
-        metrics = {"clip_frac_low": zero, "clip_frac_high": zero, "clip_frac": zero}
+        metrics.update(clip_frac_low=zero, clip_frac_high=zero, clip_frac=zero)
     else:
-        metrics = clip_fractions(ratio, adv, w, eps_low, eps_high)
-    metrics["approx_kl"] = masked_mean((ratio - 1) - log_ratio, w)  # k3 estimator of KL(old‖new)
+        # ε may be one number per problem ([seeds] in the bandit engine): per_problem makes it [..., 1, 1].
+        lo = torch.as_tensor(1.0 - per_problem(eps_low, logp), dtype=logp.dtype)
+        hi = torch.as_tensor(1.0 + per_problem(eps_high, logp), dtype=logp.dtype)
+        if kind == "gspo":
+            # s_{i,t} = sg[s_i] · π_t / sg[π_t]: equals s_i in value, carries each token's own gradient.
+            ratio = torch.exp(_sequence_log_ratio(log_ratio, w).detach().unsqueeze(-1) + logp - logp.detach())
+        else:
+            ratio = torch.exp(log_ratio)
+        if kind == "cispo":
+            per_token = cispo(ratio, adv, logp, lo, hi)
+        elif kind == "kl_cov":
+            penalty, chosen = kl_cov_penalty(logp, logp_old, adv, w, kl_cov_ratio, kl_coef)
+            per_token = -ratio * adv + penalty
+            metrics["cov_frac"] = masked_mean(chosen.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
+        else:  # ppo, gspo, clip_cov
+            per_token = ppo_clip(ratio, adv, lo, hi)
+            if kind == "clip_cov":
+                drop = clip_cov_drop(ratio, adv, logp, w, lo, hi, clip_cov_ratio, clip_cov_bounds, generator)
+                per_token = per_token * (~drop)  # dropped tokens contribute neither value nor gradient
+                metrics["cov_frac"] = masked_mean(drop.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
+        metrics.update(clip_fractions(ratio.detach(), adv, w, eps_low, eps_high))
+    loss = aggregate_unchecked(per_token, w, agg, horizon)
+    if ratio_metrics:
+        metrics.update(_ratio_metrics(ratio.detach(), log_ratio.detach(), w))
+    return loss, metrics
+
+
+def _ratio_metrics(ratio: Tensor, log_ratio: Tensor, w: Tensor) -> dict[str, Tensor]:
+    """k3 estimator of KL(old‖new), mean and max ratio over the weighted tokens. -> dict of [...]."""
+    metrics = {"approx_kl": masked_mean((ratio - 1) - log_ratio, w)}  # k3 estimator of KL(old‖new)
     metrics["ratio_mean"] = masked_mean(ratio, w)
     metrics["ratio_max"] = torch.where(w > 0, ratio, -torch.inf).flatten(-2).amax(-1)
     return metrics
 
 
-def entropy_bonus_loss(entropy: Tensor, mask: Tensor, coef: float, agg: str = "token-mean",
-                       horizon: int | None = None) -> Tensor:
+def entropy_bonus_loss(
+    entropy: Tensor, mask: Tensor, coef: float, agg: str = "token-mean", horizon: int | None = None
+) -> Tensor:
     """The explicit entropy bonus as a loss to add: -coef · aggregate(H). entropy, mask [..., B, T] -> [...].
 
     Needs the full-vocabulary entropy at every position (e.g. from `token_logprobs`), unlike REPO.

@@ -1,10 +1,10 @@
 """What we measure: unbiased pass@k, distinct correct answers, cumulative entropy, clip fractions."""
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ._checks import check_int, check_tensor, fp32, per_problem
@@ -25,8 +25,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def distinct_correct(answers: Sequence[Hashable], correct: Iterable[Hashable] | None = None,
-                     is_correct: Sequence[bool] | None = None) -> int:
+def distinct_correct(
+    answers: Sequence[Hashable], correct: Iterable[Hashable] | None = None, is_correct: Sequence[bool] | None = None
+) -> int:
     """How many different correct answers a set of samples contains (diversity that pass@1 cannot see).
 
     Give either the set of correct answers, or one correctness flag per answer.
@@ -63,8 +64,9 @@ def cumulative_entropy(entropy: Tensor, dim: int = 0, normalize: bool = False) -
     return total / entropy.shape[dim] if normalize else total
 
 
-def clip_fractions(ratio: Tensor, adv: Tensor, weights: Tensor, eps_low: float | Tensor,
-                   eps_high: float | Tensor) -> dict[str, Tensor]:
+def clip_fractions(
+    ratio: Tensor, adv: Tensor, weights: Tensor, eps_low: float | Tensor, eps_high: float | Tensor
+) -> dict[str, Tensor]:
     """Weighted share of tokens whose PPO clip is active (zero gradient). [..., B, T] -> dict of [...].
 
     clip_frac_low: r < 1 - eps_low with A < 0 (the step that lowers this token's probability is stopped).

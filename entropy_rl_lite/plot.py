@@ -2,6 +2,7 @@
 
 matplotlib is imported lazily, so the library itself does not need it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -20,8 +21,15 @@ def _plt():
     return plt
 
 
-def curves(runs: Mapping[str, History | Tensor], field: str = "entropy", ax: Any = None, band: str = "minmax",
-           ylabel: str | None = None, title: str | None = None, x: Mapping[str, Tensor] | None = None) -> Any:
+def curves(
+    runs: Mapping[str, History | Tensor],
+    field: str = "entropy",
+    ax: Any = None,
+    band: str = "minmax",
+    ylabel: str | None = None,
+    title: str | None = None,
+    x: Mapping[str, Tensor] | None = None,
+) -> Any:
     """One line per run: the seed mean of `field` per step, with a band over seeds.
 
     band: 'minmax' (lowest to highest seed), 'iqr' (25th to 75th percentile), 'std' (mean ± 1 sd) or None.
@@ -56,8 +64,15 @@ def curves(runs: Mapping[str, History | Tensor], field: str = "entropy", ax: Any
     return ax
 
 
-def arm_probs(history: History, seed: int = 0, state: int = 0, labels: Sequence[str] | None = None,
-              highlight: Sequence[int] = (), ax: Any = None, title: str | None = None) -> Any:
+def arm_probs(
+    history: History,
+    seed: int = 0,
+    state: int = 0,
+    labels: Sequence[str] | None = None,
+    highlight: Sequence[int] = (),
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
     """Stacked area of π(a) over steps for one seed (and state): where the probability mass goes.
 
     highlight: arms drawn in strong colours (e.g. the correct ones); the rest are grey.
@@ -86,8 +101,13 @@ def arm_probs(history: History, seed: int = 0, state: int = 0, labels: Sequence[
     return ax
 
 
-def metrics(runs: Mapping[str, Any], fields: Sequence[str] = ("entropy", "reward"), smooth: int = 1,
-            axes: Any = None, title: str | None = None) -> Any:
+def metrics(
+    runs: Mapping[str, Any],
+    fields: Sequence[str] = ("entropy", "reward"),
+    smooth: int = 1,
+    axes: Any = None,
+    title: str | None = None,
+) -> Any:
     """Re-plot trainer runs from their JSONL metrics: one panel per field, one line per run.
 
     runs: name -> a metrics file path (as `TrainConfig.log_path` writes) or a list of row dicts
@@ -112,7 +132,9 @@ def metrics(runs: Mapping[str, Any], fields: Sequence[str] = ("entropy", "reward
                 missing = [r["step"] for r in rows if field not in r]
                 if missing:
                     raise ValueError(f"run {name!r} has no field {field!r} (known: {sorted(rows[0])})")
-                ys.append(torch.tensor([float("nan") if r[field] is None else r[field] for r in rows], dtype=torch.float64))
+                ys.append(
+                    torch.tensor([float("nan") if r[field] is None else r[field] for r in rows], dtype=torch.float64)
+                )
                 steps = torch.tensor([r["step"] for r in rows]) if steps is None else steps
             n = min(len(y) for y in ys)
             y = torch.stack([y[:n] for y in ys], 1)  # [steps, runs]

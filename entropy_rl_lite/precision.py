@@ -5,6 +5,7 @@ If the computed ratio is b·r with b > 1, clipping it to [1-ε_low, 1+ε_high] c
 [(1-ε_low)/b, (1+ε_high)/b]: the upper bound tightens and the lower one loosens, i.e. asymmetric clipping
 in the entropy-reducing direction.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 General form: A_REPO = A - β·L with L = log π + H. By Theorem 1, β > 0 raises entropy and β < 0 lowers it.
 Its expected gradient is ∇J + β∇H: an entropy bonus estimated from the sampled tokens alone.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,8 +35,9 @@ def _repo_advantage(adv: Tensor, L: Tensor, beta: float | Tensor) -> Tensor:
     return fp32(adv) - (fp32(beta) if isinstance(beta, Tensor) else beta) * fp32(L).detach()
 
 
-def decorrelating_beta(adv: Tensor, centered_logp: Tensor, probs: Tensor, weights: Tensor,
-                       dim: int | tuple[int, ...] = -1) -> Tensor:
+def decorrelating_beta(
+    adv: Tensor, centered_logp: Tensor, probs: Tensor, weights: Tensor, dim: int | tuple[int, ...] = -1
+) -> Tensor:
     """β* = E_w[π·A·L] / E_w[π·L²]: the β whose REPO step has zero first-order entropy change.
 
     All inputs share a shape and reduce over `dim` (-1 over arms, (-2, -1) over a [B, T] batch):
@@ -63,8 +65,14 @@ def _decorrelating_beta(adv: Tensor, L: Tensor, probs: Tensor, w: Tensor, dim: i
     return torch.where(den > noise, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(num))
 
 
-def repo_d_beta(adv: Tensor, centered_logp: Tensor, probs: Tensor, weights: Tensor, zeta: float | Tensor,
-                dim: int | tuple[int, ...] = -1) -> Tensor:
+def repo_d_beta(
+    adv: Tensor,
+    centered_logp: Tensor,
+    probs: Tensor,
+    weights: Tensor,
+    zeta: float | Tensor,
+    dim: int | tuple[int, ...] = -1,
+) -> Tensor:
     """REPO-D [ours]: β = ζ · β*, so ζ = 1 cancels the first-order entropy change and ζ > 1 reverses it.
 
     Shapes as `decorrelating_beta`; zeta a number or a tensor broadcastable to the reduced shape.
@@ -107,9 +115,18 @@ def _repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float =
     return torch.where(adv > 0, up, torch.where(adv < 0, down, torch.zeros_like(adv)))
 
 
-def shape_advantage(adv: Tensor, logp: Tensor, entropy: Tensor, weights: Tensor, variant: str | None, *,
-                    zeta: float | Tensor = 0.0, beta: float | Tensor = 0.0, natural: bool = False,
-                    dim: int | tuple[int, ...] = -1) -> Tensor:
+def shape_advantage(
+    adv: Tensor,
+    logp: Tensor,
+    entropy: Tensor,
+    weights: Tensor,
+    variant: str | None,
+    *,
+    zeta: float | Tensor = 0.0,
+    beta: float | Tensor = 0.0,
+    natural: bool = False,
+    dim: int | tuple[int, ...] = -1,
+) -> Tensor:
     """Apply a REPO variant to the advantages of sampled actions. All inputs [...], same shape -> [...].
 
     The one place the bandit engine and the LLM trainer turn A into A_REPO:
@@ -140,13 +157,23 @@ def shape_advantage(adv: Tensor, logp: Tensor, entropy: Tensor, weights: Tensor,
     if variant in ("decorrelate", "repo_d"):
         check_tensor("weights", weights)
         check_same_shape(adv=adv, weights=weights)
-    return shape_advantage_unchecked(adv, logp, entropy, weights, variant, zeta=zeta, beta=beta, natural=natural,
-                                     dim=dim)
+    return shape_advantage_unchecked(
+        adv, logp, entropy, weights, variant, zeta=zeta, beta=beta, natural=natural, dim=dim
+    )
 
 
-def shape_advantage_unchecked(adv: Tensor, logp: Tensor, entropy: Tensor, weights: Tensor, variant: str | None, *,
-                              zeta: float | Tensor = 0.0, beta: float | Tensor = 0.0, natural: bool = False,
-                              dim: int | tuple[int, ...] = -1) -> Tensor:
+def shape_advantage_unchecked(
+    adv: Tensor,
+    logp: Tensor,
+    entropy: Tensor,
+    weights: Tensor,
+    variant: str | None,
+    *,
+    zeta: float | Tensor = 0.0,
+    beta: float | Tensor = 0.0,
+    natural: bool = False,
+    dim: int | tuple[int, ...] = -1,
+) -> Tensor:
     """`shape_advantage` without input checks, for loops that validated their inputs once."""
     if variant is None:
         return fp32(adv)
@@ -171,15 +198,22 @@ class ZetaController(EntropyTargetController):
     ζ = 0 with too much entropy -> -ζ_min is [ours]: paper.md leaves that case open; we mirror the other side.
     """
 
-    def __init__(self, zeta: float | Tensor = 1e-3, zeta_min: float = 1e-4, zeta_max: float = 0.05,
-                 target_entropy: float | Tensor | None = None) -> None:
+    def __init__(
+        self,
+        zeta: float | Tensor = 1e-3,
+        zeta_min: float = 1e-4,
+        zeta_max: float = 0.05,
+        target_entropy: float | Tensor | None = None,
+    ) -> None:
         self.zeta_min = check_number("zeta_min", zeta_min, low=0.0, low_open=True)
         self.zeta_max = check_number("zeta_max", zeta_max, low=self.zeta_min)
         z = zeta if isinstance(zeta, Tensor) else check_number("zeta", zeta)
         mag = torch.as_tensor(z, dtype=torch.float64).abs()
         if bool(((mag > self.zeta_max) | ((mag > 0) & (mag < self.zeta_min))).any()):
-            raise ValueError(f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = "
-                             f"[{self.zeta_min:g}, {self.zeta_max:g}], got {z}")
+            raise ValueError(
+                f"zeta must be 0 or have |zeta| in [zeta_min, zeta_max] = "
+                f"[{self.zeta_min:g}, {self.zeta_max:g}], got {z}"
+            )
         super().__init__(z, target_entropy)
 
     def _raise(self, v: Tensor) -> Tensor:

@@ -1,4 +1,5 @@
 """Determinism: one call seeds every random source a chapter or run touches."""
+
 from __future__ import annotations
 
 import random

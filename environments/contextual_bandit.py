@@ -64,9 +64,7 @@ class ContextualBandit(gym.Env[int, int]):
         self.action_space = spaces.Discrete(self.n_arms)
         self._context: int | None = None  # None: no episode in progress
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)
         self._context = int(self.np_random.integers(self.n_contexts))
         return self._context, {"context": self._context}

@@ -66,9 +66,7 @@ class MultiCorrectBandit(gym.Env[int, int]):
         try:
             arms = [as_int("correct_arms", a) for a in correct_arms]
         except TypeError:
-            raise ValueError(
-                f"correct_arms must be a sequence of arm indices, got {correct_arms!r}"
-            ) from None
+            raise ValueError(f"correct_arms must be a sequence of arm indices, got {correct_arms!r}") from None
         if not arms:
             raise ValueError("correct_arms must name at least one arm, got an empty sequence")
         bad = [a for a in arms if not 0 <= a < self.n_arms]
@@ -80,9 +78,7 @@ class MultiCorrectBandit(gym.Env[int, int]):
             raise ValueError(f"correct_arms must not repeat an arm, got {tuple(arms)}")
         return tuple(sorted(arms))
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)  # (re)seeds self.np_random, which drives the reward noise
         self._done = False
         return 0, {}

@@ -70,9 +70,7 @@ def make_prompts(min_target: int = 3, max_target: int = 12) -> list[str]:
 
 def parse_prompt(prompt: str) -> int:
     """Return the target ``N`` of a prompt ``"{N}="``; raise ValueError if it is not of that form."""
-    bad = ValueError(
-        f"prompt must be a target in decimal followed by {SEPARATOR!r}, e.g. '7=', got {prompt!r}"
-    )
+    bad = ValueError(f"prompt must be a target in decimal followed by {SEPARATOR!r}, e.g. '7=', got {prompt!r}")
     if not isinstance(prompt, str) or not prompt.endswith(SEPARATOR):
         raise bad
     digits = prompt[:-1]
@@ -194,13 +192,9 @@ class SumToEnv(gym.Env[str, str]):
                 f"{self.max_target + self.shift}, but {self.max_len} digits (max_len) reach at most "
                 f"{largest_sum}, so that prompt has no correct answer"
             )
-        self._n_correct = {
-            p: n_correct_answers(p, max_len=self.max_len, shift=self.shift) for p in self.prompts
-        }
+        self._n_correct = {p: n_correct_answers(p, max_len=self.max_len, shift=self.shift) for p in self.prompts}
 
-        self.observation_space = spaces.Text(
-            max_length=len(self.prompts[-1]), min_length=2, charset=PROMPT_CHARSET
-        )
+        self.observation_space = spaces.Text(max_length=len(self.prompts[-1]), min_length=2, charset=PROMPT_CHARSET)
         # min_length=0 so the empty completion is a legal (and wrong) action.
         self.action_space = spaces.Text(max_length=self.max_len, min_length=0, charset=COMPLETION_CHARSET)
         self._prompt: str | None = None  # None until reset() and again after the step
@@ -219,16 +213,13 @@ class SumToEnv(gym.Env[str, str]):
             return self._n_correct[prompt]
         return n_correct_answers(prompt, max_len=self.max_len, shift=self.shift)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         if options is not None and "prompt" in options:
             prompt = options["prompt"]
             if prompt not in self._n_correct:
                 raise ValueError(
-                    f"options['prompt'] must be one of this environment's prompts "
-                    f"{list(self.prompts)}, got {prompt!r}"
+                    f"options['prompt'] must be one of this environment's prompts {list(self.prompts)}, got {prompt!r}"
                 )
         else:
             prompt = self.prompts[int(self.np_random.integers(len(self.prompts)))]
@@ -237,9 +228,7 @@ class SumToEnv(gym.Env[str, str]):
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._prompt is None:
-            raise RuntimeError(
-                f"{type(self).__name__}: the episode has terminated; call reset() before step()"
-            )
+            raise RuntimeError(f"{type(self).__name__}: the episode has terminated; call reset() before step()")
         if not isinstance(action, str):
             raise ValueError(f"action must be a completion string, got {action!r}")
         prompt = self._prompt

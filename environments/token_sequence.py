@@ -78,9 +78,7 @@ class TokenSequenceEnv(gym.Env[np.ndarray, int]):
         self._tokens: list[int] = []
         self._done = True  # no episode has started yet
 
-    def _check_correct_sequences(
-        self, correct_sequences: Iterable[Sequence[int]] | None
-    ) -> frozenset[tuple[int, ...]]:
+    def _check_correct_sequences(self, correct_sequences: Iterable[Sequence[int]] | None) -> frozenset[tuple[int, ...]]:
         if correct_sequences is None:
             raise ValueError("correct_sequences must be given (non-empty) when verifier='set', got None")
         try:
@@ -103,9 +101,7 @@ class TokenSequenceEnv(gym.Env[np.ndarray, int]):
         """Return whether the verifier accepts a complete sequence of `horizon` tokens."""
         seq = tuple(int(t) for t in tokens)
         if len(seq) != self.horizon or not all(0 <= t < self.vocab_size for t in seq):
-            raise ValueError(
-                f"tokens must be {self.horizon} tokens from [0, vocab_size={self.vocab_size}), got {seq}"
-            )
+            raise ValueError(f"tokens must be {self.horizon} tokens from [0, vocab_size={self.vocab_size}), got {seq}")
         if self._correct_set is not None:
             return seq in self._correct_set
         return sum(seq) % self.modulus == self.target
@@ -116,9 +112,7 @@ class TokenSequenceEnv(gym.Env[np.ndarray, int]):
             return sorted(self._correct_set)
         total = self.vocab_size**self.horizon
         if total > MAX_ENUMERATION:
-            raise ValueError(
-                f"vocab_size**horizon = {total} sequences exceeds the enumeration limit {MAX_ENUMERATION}"
-            )
+            raise ValueError(f"vocab_size**horizon = {total} sequences exceeds the enumeration limit {MAX_ENUMERATION}")
         # product() yields tuples in lexicographic order, so the result is already sorted.
         return [s for s in itertools.product(range(self.vocab_size), repeat=self.horizon) if self.verify(s)]
 

@@ -13,6 +13,7 @@ quantities QUANTITIES names for that notebook, evaluated in the kernel after the
 prints, for every quantity, its range over all runs and its seed-to-seed spread, which is what an assert's
 threshold must clear; portability/README.md holds the results that set the chapters' margins.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +39,24 @@ QUANTITIES: dict[str, dict[str, str]] = {
     "05_numerical_precision": {
         "sdpa logits differ": "differ['sdpa']",
         "eager logits differ": "differ['eager']",
-        **{f"{k} moved": f"stats[{k!r}]['frac_above'] + stats[{k!r}]['frac_below']" for k in (
-            "A decode vs full, bf16", "B same, eager attention", "C bf16 vs fp32 softmax", "D decode vs full, fp32")},
-        **{f"{k} std": f"stats[{k!r}]['std']" for k in (
-            "A decode vs full, bf16", "B same, eager attention", "C bf16 vs fp32 softmax", "D decode vs full, fp32")},
+        **{
+            f"{k} moved": f"stats[{k!r}]['frac_above'] + stats[{k!r}]['frac_below']"
+            for k in (
+                "A decode vs full, bf16",
+                "B same, eager attention",
+                "C bf16 vs fp32 softmax",
+                "D decode vs full, fp32",
+            )
+        },
+        **{
+            f"{k} std": f"stats[{k!r}]['std']"
+            for k in (
+                "A decode vs full, bf16",
+                "B same, eager attention",
+                "C bf16 vs fp32 softmax",
+                "D decode vs full, fp32",
+            )
+        },
     },
     "09_tokens": {
         "surprisal mean - exact / se": "(estimators['mean surprisal −log π(y_t)'].mean().item() - per_token_exact) / (estimators['mean surprisal −log π(y_t)'].std().item() / n_batches**0.5)",
@@ -127,7 +142,10 @@ QUANTITIES: dict[str, dict[str, str]] = {
         "share of steps at cap after reaching it": "[sum(z == max(path) for z in path[path.index(max(path)):]) / len(path[path.index(max(path)):]) for paths in zeta_paths.values() for path in paths]",
         "ADAPO steps at cap": "steps_at_cap",
         **{f"clip_frac_high {m}": f"clip_hi[{m!r}].tolist()" for m in ("GRPO", "DAPO", "ADAPO")},
-        **{f"log10 gmean pbar3 {m}": f"math.log10(gmean(pbar[{m!r}, 3]))" for m in ("GRPO", "DAPO", "REPO-R", "ADAPO", "no phase 1")},
+        **{
+            f"log10 gmean pbar3 {m}": f"math.log10(gmean(pbar[{m!r}, 3]))"
+            for m in ("GRPO", "DAPO", "REPO-R", "ADAPO", "no phase 1")
+        },
         **{f"min E1 {m}": f"E1[{m!r}].min().item()" for m in ("GRPO", "DAPO", "REPO-R", "ADAPO", "no phase 1")},
         **{f"gmean E1 {m}": f"gmean(E1[{m!r}])" for m in ("GRPO", "DAPO", "REPO-R", "ADAPO", "no phase 1")},
         **{f"gmean E3 {m}": f"gmean(E3[{m!r}])" for m in ("GRPO", "DAPO", "REPO-R", "ADAPO", "no phase 1")},
@@ -135,8 +153,11 @@ QUANTITIES: dict[str, dict[str, str]] = {
         "exact vs sampled reward / se": "(p0.mean().item() - after['reward']) / se",
         "pbar3 warm / REPO-R": "gmean(pbar['no phase 1', 3]) / gmean(pbar['REPO-R', 3])",
         "pbar3 REPO-R / collapsed": "gmean(pbar['REPO-R', 3]) / gmean(collapsed)",
-        **{f"shift1 {c} {m}": f"table2.loc[{m!r}, {c!r}]" for c in ("end reward", "phase-2 mean reward", "end distinct correct")
-           for m in ("GRPO", "DAPO", "REPO-R", "ADAPO", "no phase 1")},
+        **{
+            f"shift1 {c} {m}": f"table2.loc[{m!r}, {c!r}]"
+            for c in ("end reward", "phase-2 mean reward", "end distinct correct")
+            for m in ("GRPO", "DAPO", "REPO-R", "ADAPO", "no phase 1")
+        },
         "shift3 hits": "[hits3[k] for k in sorted(hits3)]",
         "shift3 hit keys": "[f'{k[0]} {k[1]}' for k in sorted(hits3)]",
         "rho final, log pbar3": "rho.loc['final H', outcomes[0]]",
@@ -157,20 +178,40 @@ QUANTITIES: dict[str, dict[str, str]] = {
 # one run. "log": a ratio or a count spread over decades, whose margin is measured in sds of its logarithm.
 CLAIMS: dict[str, list[tuple]] = {
     "09_tokens": [
-        ("§2 logged entropy estimates H/T: mean within 4 s.e. of exact", "abs(q['logged entropy mean - exact / se'])", "<", 4),
+        (
+            "§2 logged entropy estimates H/T: mean within 4 s.e. of exact",
+            "abs(q['logged entropy mean - exact / se'])",
+            "<",
+            4,
+        ),
         ("§2 surprisal estimates H/T: mean within 4 s.e. of exact", "abs(q['surprisal mean - exact / se'])", "<", 4),
         ("§2 surprisal's spread / logged entropy's > 3", "q['sd ratio surprisal / logged']", ">", 3),
         ("§2 surprisal's spread / logged entropy's < 5", "q['sd ratio surprisal / logged']", "<", 5),
         ("§4 GRPO: final H/T < 0.1 H0", "q['GRPO final H/T / H0']", "<", 0.1),
         ("§4 GRPO: final P(correct) > 0.98", "q['GRPO final P(correct)']", ">", 0.98),
         ("§4 GRPO: every position's entropy < 0.25", "q['GRPO final max per-position H']", "<", 0.25),
-        ("§4 ζ = 0.1 above GRPO at every step (seed means)", "q['zeta 0.1 - GRPO, min over steps of seed means']", ">", 0),
-        ("§4 ζ = 0.1 above GRPO at step 100 in ≥ 11 of 16 seeds", "q['zeta 0.1 above GRPO at step 100, seeds of 16']", ">", 10.5),
+        (
+            "§4 ζ = 0.1 above GRPO at every step (seed means)",
+            "q['zeta 0.1 - GRPO, min over steps of seed means']",
+            ">",
+            0,
+        ),
+        (
+            "§4 ζ = 0.1 above GRPO at step 100 in ≥ 11 of 16 seeds",
+            "q['zeta 0.1 above GRPO at step 100, seeds of 16']",
+            ">",
+            10.5,
+        ),
         ("§4 ζ = 0.1: final P(correct) > 0.97", "q['zeta 0.1 final P(correct)']", ">", 0.97),
         ("§4 ζ = 0.1: final H/T < 0.5 H0", "q['zeta 0.1 final H/T / H0']", "<", 0.5),
         ("§4 ζ = 0.3: final H/T > 0.75 H0", "q['zeta 0.3 final H/T / H0']", ">", 0.75),
         ("§4 ζ = 0.3: final P(correct) < 0.8", "q['zeta 0.3 final P(correct)']", "<", 0.8),
-        ("§4 ζ = 0.3: last position > 2 × the uniform-correct policy's", "q['zeta 0.3 last position H / uniform-correct']", ">", 2),
+        (
+            "§4 ζ = 0.3: last position > 2 × the uniform-correct policy's",
+            "q['zeta 0.3 last position H / uniform-correct']",
+            ">",
+            2,
+        ),
     ],
     "11_capstone": [
         ("§3 GRPO late H / H0 < 0.5", "q['late H/H0 grpo']", "<", 0.5),
@@ -182,8 +223,12 @@ CLAIMS: dict[str, list[tuple]] = {
     ],
     "10_tiny_lm_solutions": [
         ("(c) GRPO starts: mean P(no correct sample in 40 steps) > 0.25", "q['P(frozen) mean']", ">", 0.25),
-        ("(d) every ε_high: late H / H0 < 0.5",
-         "max(q['sweep late H/H0 eps 0.1'] + q['sweep late H/H0 eps 0.2'] + q['sweep late H/H0 eps 0.5'] + q['sweep late H/H0 eps 1.0'])", "<", 0.5),
+        (
+            "(d) every ε_high: late H / H0 < 0.5",
+            "max(q['sweep late H/H0 eps 0.1'] + q['sweep late H/H0 eps 0.2'] + q['sweep late H/H0 eps 0.5'] + q['sweep late H/H0 eps 1.0'])",
+            "<",
+            0.5,
+        ),
         ("(e) entropy bonus: > 20 correct samples, every start", "min(q['bonus hits'])", ">", 20, "log"),
         ("(e) entropy bonus: old-task reward < 0.25, every start", "max(q['bonus old-task reward'])", "<", 0.25),
     ],
@@ -199,27 +244,57 @@ CLAIMS: dict[str, list[tuple]] = {
         ("§3 GRPO pass@1 − warm start's > 0", "q['GRPO pass@1 gain']", ">", 0),
         ("§3 REPO-R late H / H0 > 0.5, every seed", "min(q['late H/H0 REPO-R'])", ">", 0.5),
         ("§3 REPO-R late H > 1.5 × GRPO's, every seed", "min(q['REPO-R / GRPO late H, per seed'])", ">", 1.5, "log"),
-        ("§3 REPO-R distinct > 1.5 × GRPO's, every seed", "min(q['REPO-R / GRPO distinct, per seed'])", ">", 1.5, "log"),
+        (
+            "§3 REPO-R distinct > 1.5 × GRPO's, every seed",
+            "min(q['REPO-R / GRPO distinct, per seed'])",
+            ">",
+            1.5,
+            "log",
+        ),
         ("§3 DAPO late H / H0 < 0.5, every seed", "max(q['late H/H0 DAPO'])", "<", 0.5),
         ("§3 ADAPO late H / H0 < 0.5, every seed", "max(q['late H/H0 ADAPO'])", "<", 0.5),
         ("§3 H_max (always correct) below every H0", "min(q['H0']) - q['H_max always correct']", ">", 0),
         ("§4 90th percentile of −log π < 4", "q['-log pi p90']", "<", 4),
-        ("§4 ζ at its cap by step 15 (both caps, every seed)",
-         "max(q['first step zeta at cap, REPO-R'] + q['first step zeta at cap, zmax0.05'])", "<", 15.5),
-        ("§4 ζ at its cap for ≥ 80% of the steps after it first gets there (every path)", "min(q['share of steps at cap after reaching it'])", ">", 0.8),
+        (
+            "§4 ζ at its cap by step 15 (both caps, every seed)",
+            "max(q['first step zeta at cap, REPO-R'] + q['first step zeta at cap, zmax0.05'])",
+            "<",
+            15.5,
+        ),
+        (
+            "§4 ζ at its cap for ≥ 80% of the steps after it first gets there (every path)",
+            "min(q['share of steps at cap after reaching it'])",
+            ">",
+            0.8,
+        ),
         ("§4 REPO-R ζ ≤ 0.05: late H / H0 < 0.5, every seed", "max(q['late H/H0 REPO-R zmax0.05'])", "<", 0.5),
-        ("§4 REPO-R ζ ≤ 0.05 below REPO-R ζ ≤ 1 (max / min)", "q['REPO-R zmax0.05 max / REPO-R min late H']", "<", 1, "log"),
+        (
+            "§4 REPO-R ζ ≤ 0.05 below REPO-R ζ ≤ 1 (max / min)",
+            "q['REPO-R zmax0.05 max / REPO-R min late H']",
+            "<",
+            1,
+            "log",
+        ),
         ("§5 ADAPO steps at ε_high cap > 68 of 80, every seed", "min(q['ADAPO steps at cap'])", ">", 68),
         ("§5 ADAPO upper-clip share < 0.01, every seed", "max(q['clip_frac_high ADAPO'])", "<", 0.01),
         ("§5 ADAPO upper-clip share below DAPO's (max / min)", "q['ADAPO clip max / DAPO clip min']", "<", 1, "log"),
         ("§6 exact vs sampled warm-start reward within 4 s.e.", "abs(q['exact vs sampled reward / se'])", "<", 4),
-        ("§6 shift 1: E1 > 3 for every method (geometric mean)",
-         "min(q[f'gmean E1 {m}'] for m in ('GRPO', 'DAPO', 'REPO-R', 'ADAPO', 'no phase 1'))", ">", 3, "log"),
+        (
+            "§6 shift 1: E1 > 3 for every method (geometric mean)",
+            "min(q[f'gmean E1 {m}'] for m in ('GRPO', 'DAPO', 'REPO-R', 'ADAPO', 'no phase 1'))",
+            ">",
+            3,
+            "log",
+        ),
         ("§6 shift 3: p̄ REPO-R / p̄ of GRPO, DAPO, ADAPO > 1", "q['pbar3 REPO-R / collapsed']", ">", 1, "log"),
         ("§6 shift 3: p̄ warm start / GRPO > 3", "q['pbar3 warm / GRPO']", ">", 3, "log"),
         ("§6 shift 3: E3 GRPO < 3", "q['gmean E3 GRPO']", "<", 3, "log"),
-        ("§6 shift 1: every start's end reward > 0.4",
-         "min(q[f'shift1 end reward {m}'] for m in ('GRPO', 'DAPO', 'REPO-R', 'ADAPO', 'no phase 1'))", ">", 0.4),
+        (
+            "§6 shift 1: every start's end reward > 0.4",
+            "min(q[f'shift1 end reward {m}'] for m in ('GRPO', 'DAPO', 'REPO-R', 'ADAPO', 'no phase 1'))",
+            ">",
+            0.4,
+        ),
         ("§6 shift 1: REPO-R distinct > GRPO's (ratio)", "q['shift1 distinct REPO-R / GRPO']", ">", 1, "log"),
         ("§7 REPO-R's runs above all others: final H", "q['REPO-R separates (final H)']", ">", 0),
         ("§7 REPO-R's runs above all others: cumulative H", "q['REPO-R separates (cumulative H)']", ">", 0),
@@ -246,12 +321,19 @@ def run_one(notebook: Path, seed: int, variant: str, env: dict[str, str], out: P
     nb = nbformat.read(notebook, as_version=4)
     stem = notebook.stem
     quantities = QUANTITIES.get(stem, {})
-    probe = ("import json as _json\n_q = {}\nfor _k, _e in %r.items():\n    try:\n        _q[_k] = eval(_e)\n"
-             "    except Exception as _err:\n        _q[_k] = 'unavailable: ' + type(_err).__name__\n"
-             "print('__QUANTITIES__' + _json.dumps({k: _jsonable(v) for k, v in _q.items()}, default=str))")
+    probe = (
+        "import json as _json\n_q = {}\nfor _k, _e in %r.items():\n    try:\n        _q[_k] = eval(_e)\n"
+        "    except Exception as _err:\n        _q[_k] = 'unavailable: ' + type(_err).__name__\n"
+        "print('__QUANTITIES__' + _json.dumps({k: _jsonable(v) for k, v in _q.items()}, default=str))"
+    )
     nb.cells.append(nbformat.v4.new_code_cell(_jsonable_source() + "\n" + probe % quantities))
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(notebook.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(notebook.parent)}},
+    )
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
@@ -264,16 +346,28 @@ def run_one(notebook: Path, seed: int, variant: str, env: dict[str, str], out: P
                 line = next((ln.split(maxsplit=2)[-1] for ln in tb.splitlines() if re.match(r"\s*-+>", ln)), "")
                 errors.append({"cell": i, "ename": o["ename"], "evalue": o["evalue"][:300], "line": line.strip()[:300]})
         if "nbval-check-output" in cell.metadata.get("tags", []):
-            text = "".join("".join(o.get("text", "")) if o.get("output_type") == "stream"
-                           else "".join(o.get("data", {}).get("text/plain", "")) for o in cell.get("outputs", [])
-                           if o.get("output_type") != "error")
+            text = "".join(
+                "".join(o.get("text", ""))
+                if o.get("output_type") == "stream"
+                else "".join(o.get("data", {}).get("text/plain", ""))
+                for o in cell.get("outputs", [])
+                if o.get("output_type") != "error"
+            )
             outputs[str(i)] = {"sha1": hashlib.sha1(text.encode()).hexdigest()[:12], "text": text[:4000]}
     for o in code[-1].get("outputs", []):
         text = "".join(o.get("text", ""))
         if "__QUANTITIES__" in text:
             values = json.loads(text.split("__QUANTITIES__", 1)[1])
-    record = {"notebook": str(notebook.relative_to(ROOT)), "seed": seed, "variant": variant, "env": env,
-              "seconds": round(seconds, 1), "errors": errors, "check_output": outputs, "quantities": values}
+    record = {
+        "notebook": str(notebook.relative_to(ROOT)),
+        "seed": seed,
+        "variant": variant,
+        "env": env,
+        "seconds": round(seconds, 1),
+        "errors": errors,
+        "check_output": outputs,
+        "quantities": values,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, ensure_ascii=False))
     return record
@@ -286,7 +380,9 @@ def _jsonable_source() -> str:
 
 
 def find_notebook(name: str) -> Path:
-    hits = [p for p in sorted((ROOT / "chapters").glob("**/*.ipynb")) if name in (p.stem, p.name, str(p.relative_to(ROOT)))]
+    hits = [
+        p for p in sorted((ROOT / "chapters").glob("**/*.ipynb")) if name in (p.stem, p.name, str(p.relative_to(ROOT)))
+    ]
     if len(hits) != 1:
         raise SystemExit(f"{name!r} matches {len(hits)} notebooks; give a stem such as 10_tiny_lm")
     return hits[0]
@@ -326,7 +422,9 @@ def cmd_run(args) -> None:
         records = list(pool.map(launch, jobs))
     bar.close()
     for r in records:
-        status = "ok" if not r["errors"] else "; ".join(f"cell {e['cell']}: {e['line'] or e['ename']}" for e in r["errors"])
+        status = (
+            "ok" if not r["errors"] else "; ".join(f"cell {e['cell']}: {e['line'] or e['ename']}" for e in r["errors"])
+        )
         print(f"{r['variant']:>15} seed {r['seed']:>3} {r['seconds']:7.1f} s  {status}")
 
 
@@ -338,17 +436,26 @@ def cmd_report(args) -> None:
     records = load(find_notebook(args.notebook).stem)
     if not records:
         raise SystemExit("no results yet: run `study.py run` first")
-    print(f"{len(records)} runs: " + ", ".join(sorted({f'{r["variant"]}_s{r["seed"]}' for r in records})))
+    print(f"{len(records)} runs: " + ", ".join(sorted({f"{r['variant']}_s{r['seed']}" for r in records})))
     failing = [r for r in records if r["errors"]]
     for r in failing:
         for e in r["errors"]:
-            print(f"  FAIL {r['variant']} seed {r['seed']}: cell {e['cell']}: {e['line'] or e['ename']} ({e['evalue'][:80]})")
+            print(
+                f"  FAIL {r['variant']} seed {r['seed']}: cell {e['cell']}: {e['line'] or e['ename']} ({e['evalue'][:80]})"
+            )
     names = list(dict.fromkeys(k for r in records for k in r["quantities"]))
-    print(f"\n{'quantity':<38} {'min':>10} {'max':>10} {'mean':>10} {'sd':>9}  n  (per run: min–max over the chapter's seeds)")
+    print(
+        f"\n{'quantity':<38} {'min':>10} {'max':>10} {'mean':>10} {'sd':>9}  n  (per run: min–max over the chapter's seeds)"
+    )
     for k in names:
         vals = [r["quantities"].get(k) for r in records]
-        flat = [float(x) for v in vals if not isinstance(v, str) and v is not None
-                for x in (v if isinstance(v, list) else [v]) if isinstance(x, (int, float))]
+        flat = [
+            float(x)
+            for v in vals
+            if not isinstance(v, str) and v is not None
+            for x in (v if isinstance(v, list) else [v])
+            if isinstance(x, (int, float))
+        ]
         if not flat:
             print(f"{k:<38} {str(vals[0])[:60]}")
             continue
@@ -364,7 +471,7 @@ def claim_table(stem: str, records: list[dict]) -> list[dict]:
         for r in records:
             try:
                 values.append(float(eval(expr, {"q": r["quantities"]})))
-            except Exception:    # a quantity the run could not record (an earlier cell failed)
+            except Exception:  # a quantity the run could not record (an earlier cell failed)
                 pass
         if not values:
             rows.append({"claim": text, "n": 0})
@@ -375,9 +482,21 @@ def claim_table(stem: str, records: list[dict]) -> list[dict]:
         t = math.log(threshold) if log else threshold
         mean, sd = statistics.fmean(tr), (statistics.stdev(tr) if len(tr) > 1 else float("nan"))
         z = ((t - mean) if op == "<" else (mean - t)) / sd if sd > 0 else float("inf")
-        rows.append({"claim": text, "op": op, "threshold": threshold, "n": len(values), "min": min(values),
-                     "max": max(values), "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                     "margin_sd": z if sd > 0 else float("inf"), "log": log, "fails": fails})
+        rows.append(
+            {
+                "claim": text,
+                "op": op,
+                "threshold": threshold,
+                "n": len(values),
+                "min": min(values),
+                "max": max(values),
+                "mean": statistics.fmean(values),
+                "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "margin_sd": z if sd > 0 else float("inf"),
+                "log": log,
+                "fails": fails,
+            }
+        )
     return rows
 
 
@@ -388,14 +507,22 @@ def cmd_claims(args) -> None:
     counts = {v: sum(r["variant"] == v for r in records) for v in sorted({r["variant"] for r in records})}
     print(f"{stem}: {len(records)} runs (" + ", ".join(f"{v} ×{n}" for v, n in counts.items()) + ")")
     if args.markdown:
-        print("\n| claim (assert) | threshold | measured min – max | mean ± sd | margin (sd) | failures |\n|---|---|---|---|---|---|")
+        print(
+            "\n| claim (assert) | threshold | measured min – max | mean ± sd | margin (sd) | failures |\n|---|---|---|---|---|---|"
+        )
     for row in rows:
         if not row["n"]:
             print(f"{row['claim']}: no value recorded")
             continue
         thr = f"{row['op']} {row['threshold']:g}"
-        cells = (row["claim"], thr, f"{row['min']:.3g} – {row['max']:.3g}", f"{row['mean']:.3g} ± {row['sd']:.2g}",
-                 f"{row['margin_sd']:.1f}" + (" (log)" if row["log"] else ""), f"{row['fails']} of {row['n']}")
+        cells = (
+            row["claim"],
+            thr,
+            f"{row['min']:.3g} – {row['max']:.3g}",
+            f"{row['mean']:.3g} ± {row['sd']:.2g}",
+            f"{row['margin_sd']:.1f}" + (" (log)" if row["log"] else ""),
+            f"{row['fails']} of {row['n']}",
+        )
         print("| " + " | ".join(cells) + " |" if args.markdown else "  ".join(f"{c:<12}" for c in cells))
 
 
@@ -415,16 +542,22 @@ def _rho_gap(records: list[dict], outcome: str) -> str:
     gaps = [r["quantities"][f"rho final, {outcome}"] - r["quantities"][f"rho cumulative, {outcome}"] for r in records]
     key = f"bootstrap interval, {'log pbar3' if outcome == 'log pbar3' else 'distinct shift1'}"
     excl = sum(lo > 0 or hi < 0 for lo, hi in (r["quantities"][key] for r in records))
-    return (f"{min(gaps):+.2f} to {max(gaps):+.2f}, final ahead in {sum(g > 0 for g in gaps)} of {len(gaps)} runs; "
-            f"95% interval excludes 0 in {excl} of {len(gaps)}")
+    return (
+        f"{min(gaps):+.2f} to {max(gaps):+.2f}, final ahead in {sum(g > 0 for g in gaps)} of {len(gaps)} runs; "
+        f"95% interval excludes 0 in {excl} of {len(gaps)}"
+    )
 
 
 def _sweep(records: list[dict]) -> str:
-    means = [[sum(r["quantities"][f"sweep late H/H0 eps {e}"]) / 2 for e in ("0.1", "0.2", "0.5", "1.0")] for r in records]
+    means = [
+        [sum(r["quantities"][f"sweep late H/H0 eps {e}"]) / 2 for e in ("0.1", "0.2", "0.5", "1.0")] for r in records
+    ]
     mono = sum(m == sorted(m) or m == sorted(m, reverse=True) for m in means)
     diff = [m[-1] - m[0] for m in means]
-    return (f"mean(1.0) − mean(0.1): {statistics.fmean(diff):+.3f} H0 on average, {min(diff):+.2f} to {max(diff):+.2f}; "
-            f"monotone in {mono} of {len(means)} runs")
+    return (
+        f"mean(1.0) − mean(0.1): {statistics.fmean(diff):+.3f} H0 on average, {min(diff):+.2f} to {max(diff):+.2f}; "
+        f"monotone in {mono} of {len(means)} runs"
+    )
 
 
 # Per notebook: aggregates over all runs that the chapters' prose and README.md quote (not asserts).
@@ -452,8 +585,13 @@ def cmd_outputs(args) -> None:
         by_seed.setdefault(r["seed"], []).append(r)
     cells = sorted({int(c) for r in records for c in r["check_output"]})
     for c in cells:
-        differ = [s for s, rs in by_seed.items() if len({r["check_output"].get(str(c), {}).get("sha1") for r in rs}) > 1]
-        print(f"cell {c}: " + (f"output differs across variants for seeds {differ}" if differ else "identical across variants"))
+        differ = [
+            s for s, rs in by_seed.items() if len({r["check_output"].get(str(c), {}).get("sha1") for r in rs}) > 1
+        ]
+        print(
+            f"cell {c}: "
+            + (f"output differs across variants for seeds {differ}" if differ else "identical across variants")
+        )
 
 
 def main() -> None:
@@ -476,8 +614,9 @@ def main() -> None:
         if name == "claims":
             p.add_argument("--markdown", action="store_true", help="a table for portability/README.md")
     args = ap.parse_args()
-    {"run": cmd_run, "report": cmd_report, "outputs": cmd_outputs, "claims": cmd_claims,
-     "findings": cmd_findings}[args.cmd](args)
+    {"run": cmd_run, "report": cmd_report, "outputs": cmd_outputs, "claims": cmd_claims, "findings": cmd_findings}[
+        args.cmd
+    ](args)
 
 
 if __name__ == "__main__":

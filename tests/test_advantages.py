@@ -1,4 +1,5 @@
 """Group advantages: RLOO, GRPO, Dr.GRPO, none; the π-weighted limit; batch scaling."""
+
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ def test_rloo_is_reward_minus_mean_of_the_others():
     expected = []
     for grp in r.reshape(2, 3):
         for i in range(3):
-            others = torch.cat([grp[:i], grp[i + 1:]])
+            others = torch.cat([grp[:i], grp[i + 1 :]])
             expected.append(grp[i] - others.mean())
     torch.testing.assert_close(adv, torch.stack(expected))
 

@@ -9,6 +9,7 @@ The last tests check the one "bad-looking" input that is legal: a group whose re
 carries no signal and must get advantages of exactly zero (not NaN, not a rounding residue), whatever
 the kind and eps, eps = 0 included.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,13 +49,13 @@ def _names(message: str, name: str) -> bool:
 
 
 # Small valid inputs the cases perturb one argument at a time.
-LOGITS = _t(0.5, -1.0, 2.0)                       # [K=3]
+LOGITS = _t(0.5, -1.0, 2.0)  # [K=3]
 LOGP = torch.log_softmax(torch.tensor([[0.1, 0.2, 0.3], [1.0, -1.0, 0.0]]), -1)  # [B=2, T=3], <= 0
 MASK = torch.ones(2, 3, dtype=torch.bool)
-HIDDEN = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))   # [B, T, D=4]
-WEIGHT = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))      # [V=5, D]
-TARGETS = torch.tensor([[0, 1, 2], [3, 4, 0]])                              # [B, T] int64
-REWARDS = _t(1.0, 0.0, 0.0, 1.0)                                             # [arms]
+HIDDEN = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))  # [B, T, D=4]
+WEIGHT = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))  # [V=5, D]
+TARGETS = torch.tensor([[0, 1, 2], [3, 4, 0]])  # [B, T] int64
+REWARDS = _t(1.0, 0.0, 0.0, 1.0)  # [arms]
 
 
 def _bandit_run(rewards: torch.Tensor = REWARDS, **kw: Any) -> Any:
@@ -85,8 +86,12 @@ CASES: list[Case] = [
     ("pec-nan-lr", lambda: erl.predicted_entropy_change(LOGITS, LOGITS, NAN), ("lr",), ()),
     ("pec-inf-lr", lambda: erl.predicted_entropy_change(LOGITS, LOGITS, INF), ("lr",), ()),
     ("pec-string-lr", lambda: erl.predicted_entropy_change(LOGITS, LOGITS, "0.1"), ("lr",), ()),
-    ("pec-unknown-gradient", lambda: erl.predicted_entropy_change(LOGITS, LOGITS, 0.1, gradient="newton"),
-     ("gradient",), ("newton", "vanilla", "natural")),
+    (
+        "pec-unknown-gradient",
+        lambda: erl.predicted_entropy_change(LOGITS, LOGITS, 0.1, gradient="newton"),
+        ("gradient",),
+        ("newton", "vanilla", "natural"),
+    ),
     ("pec-shape-mismatch", lambda: erl.predicted_entropy_change(LOGITS, _t(1.0, 0.0), 0.1), ("adv",), ()),
     ("pec-nan-adv", lambda: erl.predicted_entropy_change(LOGITS, _t(1.0, NAN, 0.0), 0.1), ("adv",), ()),
     # --- group_advantages ---------------------------------------------------------------------
@@ -96,9 +101,18 @@ CASES: list[Case] = [
     ("ga-dr-grpo-group-size-1", lambda: erl.group_advantages(REWARDS, 1, "dr_grpo"), ("group_size",), ()),
     ("scale-nan-mask", lambda: erl.scale_advantages(REWARDS, _t(1.0, NAN, 1.0, 1.0)), ("mask",), ()),
     ("scale-mask-shape", lambda: erl.scale_advantages(REWARDS, _t(1.0, 1.0)), ("mask",), ()),
-    ("pl-eps-low-tensor-above-1", lambda: erl.policy_loss(LOGP[None].expand(2, 2, 3), LOGP[None].expand(2, 2, 3),
-                                                          torch.ones(2, 2, 3), torch.ones(2, 2, 3),
-                                                          eps_low=torch.tensor([0.2, 1.5])), ("eps_low",), ()),
+    (
+        "pl-eps-low-tensor-above-1",
+        lambda: erl.policy_loss(
+            LOGP[None].expand(2, 2, 3),
+            LOGP[None].expand(2, 2, 3),
+            torch.ones(2, 2, 3),
+            torch.ones(2, 2, 3),
+            eps_low=torch.tensor([0.2, 1.5]),
+        ),
+        ("eps_low",),
+        (),
+    ),
     ("ga-float-group-size", lambda: erl.group_advantages(REWARDS, 2.0), ("group_size",), ()),
     ("ga-not-divisible", lambda: erl.group_advantages(_t(1, 0, 0, 1, 1), 2), ("group_size",), ()),
     ("ga-nan-rewards", lambda: erl.group_advantages(_t(1.0, NAN, 0.0, 1.0), 2), ("rewards",), ()),
@@ -106,8 +120,7 @@ CASES: list[Case] = [
     ("ga-neginf-rewards", lambda: erl.group_advantages(_t(1.0, -INF, 0.0, 1.0), 2, "rloo"), ("rewards",), ()),
     ("ga-negative-eps", lambda: erl.group_advantages(REWARDS, 2, eps=-1e-6), ("eps",), ()),
     ("ga-nan-eps", lambda: erl.group_advantages(REWARDS, 2, eps=NAN), ("eps",), ()),
-    ("ga-unknown-kind", lambda: erl.group_advantages(REWARDS, 2, kind="ppo"),
-     ("kind",), ("grpo", "rloo", "dr_grpo")),
+    ("ga-unknown-kind", lambda: erl.group_advantages(REWARDS, 2, kind="ppo"), ("kind",), ("grpo", "rloo", "dr_grpo")),
     # --- repo_r --------------------------------------------------------------------------------
     ("repo_r-nan-zeta", lambda: erl.repo_r(_t(1.0, -1.0), _t(-1.0, -2.0), NAN), ("zeta",), ()),
     ("repo_r-inf-zeta", lambda: erl.repo_r(_t(1.0, -1.0), _t(-1.0, -2.0), INF), ("zeta",), ()),
@@ -134,10 +147,24 @@ CASES: list[Case] = [
     ("epsc-eps-high-below-min", lambda: erl.EpsHighController(eps_high=0.1, eps_high_min=0.2), ("eps_high",), ()),
     ("epsc-eps-high-above-max", lambda: erl.EpsHighController(eps_high=1.5, eps_high_max=1.0), ("eps_high",), ()),
     # One value per seed is allowed; it must obey the same bounds as a single value.
-    ("epsc-eps-high-tensor-outside", lambda: erl.EpsHighController(eps_high=_t(0.3, 5.0), eps_high_min=0.2, eps_high_max=1.0),
-     ("eps_high",), ()),
-    ("epsc-eps-high-max-below-min", lambda: erl.EpsHighController(eps_high=0.3, eps_high_min=0.3, eps_high_max=0.2), ("eps_high_max",), ()),
-    ("epsc-eps-high-min-negative", lambda: erl.EpsHighController(eps_high=0.3, eps_high_min=-0.1), ("eps_high_min",), ()),
+    (
+        "epsc-eps-high-tensor-outside",
+        lambda: erl.EpsHighController(eps_high=_t(0.3, 5.0), eps_high_min=0.2, eps_high_max=1.0),
+        ("eps_high",),
+        (),
+    ),
+    (
+        "epsc-eps-high-max-below-min",
+        lambda: erl.EpsHighController(eps_high=0.3, eps_high_min=0.3, eps_high_max=0.2),
+        ("eps_high_max",),
+        (),
+    ),
+    (
+        "epsc-eps-high-min-negative",
+        lambda: erl.EpsHighController(eps_high=0.3, eps_high_min=-0.1),
+        ("eps_high_min",),
+        (),
+    ),
     # --- pass_at_k -----------------------------------------------------------------------------
     ("pass-c-above-n", lambda: erl.pass_at_k(5, 6, 1), ("c",), ()),
     ("pass-k-above-n", lambda: erl.pass_at_k(5, 2, 6), ("k",), ()),
@@ -146,46 +173,97 @@ CASES: list[Case] = [
     ("pass-c-negative", lambda: erl.pass_at_k(5, -1, 1), ("c",), ()),
     ("pass-float-n", lambda: erl.pass_at_k(5.0, 2, 1), ("n",), ()),
     # --- policy_loss ---------------------------------------------------------------------------
-    ("pl-unknown-kind", lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, kind="trpo"),
-     ("kind",), ("trpo", "reinforce", "ppo", "gspo", "cispo")),
-    ("pl-unknown-agg", lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, agg="sum"),
-     ("agg",), ("token-mean", "seq-mean-token-mean")),
+    (
+        "pl-unknown-kind",
+        lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, kind="trpo"),
+        ("kind",),
+        ("trpo", "reinforce", "ppo", "gspo", "cispo"),
+    ),
+    (
+        "pl-unknown-agg",
+        lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, agg="sum"),
+        ("agg",),
+        ("token-mean", "seq-mean-token-mean"),
+    ),
     ("pl-negative-eps-low", lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, eps_low=-0.1), ("eps_low",), ()),
     ("pl-negative-eps-high", lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, eps_high=-0.1), ("eps_high",), ()),
     ("pl-nan-eps-high", lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, eps_high=NAN), ("eps_high",), ()),
     ("pl-eps-low-above-one", lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, eps_low=1.5), ("eps_low",), ()),
-    ("pl-negative-eps-high-tensor", lambda: erl.policy_loss(LOGP[None].expand(2, 2, 3), LOGP[None].expand(2, 2, 3),
-                                                            LOGP[None].expand(2, 2, 3), MASK[None].expand(2, 2, 3),
-                                                            eps_high=_t(0.2, -0.1)), ("eps_high",), ()),
+    (
+        "pl-negative-eps-high-tensor",
+        lambda: erl.policy_loss(
+            LOGP[None].expand(2, 2, 3),
+            LOGP[None].expand(2, 2, 3),
+            LOGP[None].expand(2, 2, 3),
+            MASK[None].expand(2, 2, 3),
+            eps_high=_t(0.2, -0.1),
+        ),
+        ("eps_high",),
+        (),
+    ),
     ("pl-nan-logp", lambda: erl.policy_loss(LOGP.masked_fill(MASK.triu(), NAN), LOGP, LOGP, MASK), ("logp",), ()),
-    ("pl-nan-logp-old", lambda: erl.policy_loss(LOGP, LOGP.masked_fill(MASK.triu(), NAN), LOGP, MASK),
-     ("logp_old",), ()),
+    (
+        "pl-nan-logp-old",
+        lambda: erl.policy_loss(LOGP, LOGP.masked_fill(MASK.triu(), NAN), LOGP, MASK),
+        ("logp_old",),
+        (),
+    ),
     ("pl-shape-mismatch", lambda: erl.policy_loss(LOGP, LOGP[:, :2], LOGP, MASK), ("logp_old",), ()),
     ("pl-adv-wrong-shape", lambda: erl.policy_loss(LOGP, LOGP, _t(1.0, -1.0, 0.5), MASK), ("adv",), ()),
     ("pl-nan-adv", lambda: erl.policy_loss(LOGP, LOGP, _t(1.0, NAN), MASK), ("adv",), ()),
-    ("pl-empty-bool-mask", lambda: erl.policy_loss(LOGP, LOGP, LOGP, torch.zeros(2, 3, dtype=torch.bool)),
-     ("mask",), ()),
+    (
+        "pl-empty-bool-mask",
+        lambda: erl.policy_loss(LOGP, LOGP, LOGP, torch.zeros(2, 3, dtype=torch.bool)),
+        ("mask",),
+        (),
+    ),
     ("pl-empty-float-mask", lambda: erl.policy_loss(LOGP, LOGP, LOGP, torch.zeros(2, 3)), ("mask",), ()),
-    ("pl-negative-mask", lambda: erl.policy_loss(LOGP, LOGP, LOGP, torch.tensor([[1.0, -0.5, 1.0], [1.0, 1.0, 1.0]])),
-     ("mask",), ()),
-    ("pl-nan-mask", lambda: erl.policy_loss(LOGP, LOGP, LOGP, torch.tensor([[1.0, NAN, 1.0], [1.0, 1.0, 1.0]])),
-     ("mask",), ()),
+    (
+        "pl-negative-mask",
+        lambda: erl.policy_loss(LOGP, LOGP, LOGP, torch.tensor([[1.0, -0.5, 1.0], [1.0, 1.0, 1.0]])),
+        ("mask",),
+        (),
+    ),
+    (
+        "pl-nan-mask",
+        lambda: erl.policy_loss(LOGP, LOGP, LOGP, torch.tensor([[1.0, NAN, 1.0], [1.0, 1.0, 1.0]])),
+        ("mask",),
+        (),
+    ),
     ("pl-mask-wrong-shape", lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK[:, :2]), ("mask",), ()),
     ("pl-list-mask", lambda: erl.policy_loss(LOGP, LOGP, LOGP, [[1, 1, 1], [1, 1, 1]]), ("mask",), ()),
     # --- token_logprobs ------------------------------------------------------------------------
     ("tl-weight-wrong-hidden-size", lambda: erl.token_logprobs(HIDDEN, WEIGHT[:, :3], TARGETS), ("weight",), ()),
     ("tl-weight-3d", lambda: erl.token_logprobs(HIDDEN, WEIGHT[None], TARGETS), ("weight",), ()),
     ("tl-targets-too-large", lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS.clamp(max=4) + 1), ("targets",), ()),
-    ("tl-targets-ignore-index", lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS.masked_fill(MASK.triu(), -100)),
-     ("targets",), ()),
+    (
+        "tl-targets-ignore-index",
+        lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS.masked_fill(MASK.triu(), -100)),
+        ("targets",),
+        (),
+    ),
     ("tl-float-targets", lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS.float()), ("targets",), ()),
     ("tl-targets-wrong-shape", lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS[:, :2]), ("targets",), ()),
     ("tl-chunk-size-0", lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS, chunk_size=0), ("chunk_size",), ()),
     ("tl-temperature-0", lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS, temperature=0.0), ("temperature",), ()),
-    ("tl-temperature-negative", lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS, temperature=-1.0),
-     ("temperature",), ()),
-    ("tl-nan-hidden", lambda: erl.token_logprobs(HIDDEN.masked_fill(HIDDEN > 1, NAN), WEIGHT, TARGETS), ("hidden",), ()),
-    ("tl-inf-weight", lambda: erl.token_logprobs(HIDDEN, WEIGHT.masked_fill(WEIGHT > 1, INF), TARGETS), ("weight",), ()),
+    (
+        "tl-temperature-negative",
+        lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS, temperature=-1.0),
+        ("temperature",),
+        (),
+    ),
+    (
+        "tl-nan-hidden",
+        lambda: erl.token_logprobs(HIDDEN.masked_fill(HIDDEN > 1, NAN), WEIGHT, TARGETS),
+        ("hidden",),
+        (),
+    ),
+    (
+        "tl-inf-weight",
+        lambda: erl.token_logprobs(HIDDEN, WEIGHT.masked_fill(WEIGHT > 1, INF), TARGETS),
+        ("weight",),
+        (),
+    ),
     # --- BanditConfig ------------------------------------------------------------------------------
     ("bc-unknown-objective", lambda: BanditConfig(objective="sac"), ("objective",), ("sac", "reinforce", "ppo")),
     ("bc-unknown-advantage", lambda: BanditConfig(advantage="gae"), ("advantage",), ("gae", "grpo", "rloo")),
@@ -205,12 +283,21 @@ CASES: list[Case] = [
     ("run-init-logits-wrong-shape", lambda: _bandit_run(init_logits=torch.zeros(3)), ("init_logits",), ()),
     ("run-init-logits-nan", lambda: _bandit_run(init_logits=_t(0.0, NAN, 0.0, 0.0)), ("init_logits",), ()),
     ("run-unknown-override", lambda: _bandit_run(learning_rate=0.1), ("learning_rate",), ()),
-    ("run-zeta-control-zeta-above-max",
-     lambda: _bandit_run(repo="repo_r", zeta_control=True, zeta=0.1, zeta_max=0.05), ("zeta",), ()),
+    (
+        "run-zeta-control-zeta-above-max",
+        lambda: _bandit_run(repo="repo_r", zeta_control=True, zeta=0.1, zeta_max=0.05),
+        ("zeta",),
+        (),
+    ),
     # The controllers' parameters are config fields too; the error must name the field the user set,
     # and an eps_high outside the ADAPO bounds must not be accepted silently.
     ("run-adapo-factor-one", lambda: _bandit_run(adapo=True, adapo_factor=1.0), ("adapo_factor",), ()),
-    ("run-adapo-eps-high-below-min", lambda: _bandit_run(adapo=True, eps_high=0.1, eps_high_min=0.2), ("eps_high",), ()),
+    (
+        "run-adapo-eps-high-below-min",
+        lambda: _bandit_run(adapo=True, eps_high=0.1, eps_high_min=0.2),
+        ("eps_high",),
+        (),
+    ),
     # --- precision, seeding ----------------------------------------------------------------------
     ("ecb-bias-zero", lambda: erl.effective_clip_bounds(0.0, 0.2, 0.28), ("bias",), ()),
     ("ecb-bias-negative", lambda: erl.effective_clip_bounds(-1.05, 0.2, 0.28), ("bias",), ()),
@@ -222,8 +309,9 @@ CASES: list[Case] = [
 
 
 @pytest.mark.parametrize(("call", "names", "words"), [pytest.param(c, n, w, id=i) for i, c, n, w in CASES])
-def test_bad_input_raises_and_names_argument(call: Callable[[], Any], names: tuple[str, ...],
-                                             words: tuple[str, ...]) -> None:
+def test_bad_input_raises_and_names_argument(
+    call: Callable[[], Any], names: tuple[str, ...], words: tuple[str, ...]
+) -> None:
     try:
         out = call()
     except (ValueError, TypeError) as exc:
@@ -264,8 +352,10 @@ def test_equal_group_gets_zero_advantages(kind: str) -> None:
                     assert adv.dtype == dtype
                     assert not torch.isnan(adv).any(), f"NaN for {g} copies of {v} ({dtype}, eps={eps})"
                     if bool((adv != 0).any()):
-                        failures.append(f"group_advantages(torch.full(({g},), {v!r}, dtype={dtype}), {g}, {kind!r}, "
-                                        f"eps={eps}) = {adv[0].item():.3g}")
+                        failures.append(
+                            f"group_advantages(torch.full(({g},), {v!r}, dtype={dtype}), {g}, {kind!r}, "
+                            f"eps={eps}) = {adv[0].item():.3g}"
+                        )
     assert not failures, f"{len(failures)} all-equal groups get nonzero advantages, e.g.:\n" + "\n".join(failures[:8])
 
 
@@ -298,6 +388,10 @@ def test_expected_group_advantages_equal_rewards_zero(kind: str) -> None:
                 adv = erl.expected_group_advantages(torch.full((7,), v, dtype=dtype), probs, kind, eps)
                 assert not torch.isnan(adv).any()
                 if bool((adv != 0).any()):
-                    failures.append(f"expected_group_advantages(torch.full((7,), {v!r}, dtype={dtype}), "
-                                    f"softmax(linspace(-2, 1.5, 7)), {kind!r}, eps={eps}) = {adv[0].item():.3g}")
-    assert not failures, f"{len(failures)} all-equal reward tables get nonzero advantages, e.g.:\n" + "\n".join(failures[:8])
+                    failures.append(
+                        f"expected_group_advantages(torch.full((7,), {v!r}, dtype={dtype}), "
+                        f"softmax(linspace(-2, 1.5, 7)), {kind!r}, eps={eps}) = {adv[0].item():.3g}"
+                    )
+    assert not failures, f"{len(failures)} all-equal reward tables get nonzero advantages, e.g.:\n" + "\n".join(
+        failures[:8]
+    )

@@ -1,4 +1,5 @@
 """The batched bandit engine: exact steps equal the closed form, sampled runs average to the exact one."""
+
 import math
 
 import gymnasium as gym
@@ -34,9 +35,18 @@ def test_exact_estimator_equals_the_average_of_many_sampled_runs(advantage):
     equals the exact Δz (Dr.GRPO's (G-1)/G included). Tolerance: 5 standard errors of the seed mean."""
     S = 20_000
     exact = erl.bandit.run(R, init_logits=Z0, steps=1, lr=0.3, advantage=advantage, group_size=4)
-    sampled = erl.bandit.run(R, init_logits=Z0, steps=1, lr=0.3, advantage=advantage, estimator="sampled",
-                             seeds=S, group_size=4, generator=torch.Generator().manual_seed(0))
-    dz = sampled.probs[-1].log() - torch.log_softmax(Z0, -1)   # [S, K]
+    sampled = erl.bandit.run(
+        R,
+        init_logits=Z0,
+        steps=1,
+        lr=0.3,
+        advantage=advantage,
+        estimator="sampled",
+        seeds=S,
+        group_size=4,
+        generator=torch.Generator().manual_seed(0),
+    )
+    dz = sampled.probs[-1].log() - torch.log_softmax(Z0, -1)  # [S, K]
     dz_exact = (exact.probs[-1].log() - torch.log_softmax(Z0, -1))[0]
     # Compare Δz with its mean removed (softmax shift), arm by arm.
     dz, dz_exact = dz - dz.mean(-1, keepdim=True), dz_exact - dz_exact.mean()
@@ -50,8 +60,12 @@ def test_exact_runs_are_deterministic_and_sampled_runs_follow_the_generator():
     a = erl.bandit.run(R, init_logits=Z0, steps=20, lr=1.0, advantage="grpo")
     b = erl.bandit.run(R, init_logits=Z0, steps=20, lr=1.0, advantage="grpo")
     assert torch.equal(a.entropy, b.entropy)
-    runs = [erl.bandit.run(R, init_logits=Z0, steps=20, estimator="sampled", seeds=3,
-                           generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    runs = [
+        erl.bandit.run(
+            R, init_logits=Z0, steps=20, estimator="sampled", seeds=3, generator=torch.Generator().manual_seed(s)
+        )
+        for s in (1, 1, 2)
+    ]
     assert torch.equal(runs[0].probs, runs[1].probs) and not torch.equal(runs[0].probs, runs[2].probs)
 
 
@@ -110,8 +124,16 @@ def test_decorrelating_repo_holds_entropy_to_second_order():
 
 def test_zeta_controller_in_the_engine_toy_bounds_hold_entropy_llm_bounds_do_not():
     """Target 0.9 nats, reachable with all reward (below log 3, the entropy of uniform over the 3 correct arms)."""
-    base = dict(init_logits=Z0, steps=300, lr=1.0, advantage="grpo", repo="repo_r", zeta=0.01, zeta_control=True,
-                target_entropy=0.9)
+    base = dict(
+        init_logits=Z0,
+        steps=300,
+        lr=1.0,
+        advantage="grpo",
+        repo="repo_r",
+        zeta=0.01,
+        zeta_control=True,
+        target_entropy=0.9,
+    )
     llm = erl.bandit.run(R, zeta_max=0.05, **base)
     toy = erl.bandit.run(R, zeta_max=5.0, **base)
     assert llm.entropy[-1, 0] < 0.1  # |log π| ~ 1-10 in a bandit: ζ <= 0.05 barely moves the advantages
@@ -124,15 +146,34 @@ def test_zeta_controller_in_the_engine_toy_bounds_hold_entropy_llm_bounds_do_not
 def test_holding_an_unreachable_target_pins_zeta_at_its_cap():
     """Claim 14's shape: the initial entropy exceeds what the rewarded set supports (log 3), so the controller
     saturates and entropy settles between log 3 and the target, not at the target."""
-    h = erl.bandit.run(R, init_logits=Z0, steps=300, lr=1.0, advantage="grpo", repo="repo_r", zeta=0.01,
-                       zeta_control=True, zeta_max=5.0)
+    h = erl.bandit.run(
+        R,
+        init_logits=Z0,
+        steps=300,
+        lr=1.0,
+        advantage="grpo",
+        repo="repo_r",
+        zeta=0.01,
+        zeta_control=True,
+        zeta_max=5.0,
+    )
     assert (h.zeta[-100:, 0] == 5.0).float().mean() > 0.9
     assert math.log(3) < h.entropy[-1, 0] < h.entropy[0, 0] - 0.3
 
 
 def test_adapo_controller_moves_eps_high_per_seed():
-    h = erl.bandit.run(R, init_logits=torch.stack([Z0, -Z0]), seeds=2, steps=20, lr=1.0, advantage="grpo",
-                       objective="ppo", epochs=4, eps_high=0.28, adapo=True)
+    h = erl.bandit.run(
+        R,
+        init_logits=torch.stack([Z0, -Z0]),
+        seeds=2,
+        steps=20,
+        lr=1.0,
+        advantage="grpo",
+        objective="ppo",
+        epochs=4,
+        eps_high=0.28,
+        adapo=True,
+    )
     assert h.eps_high.shape == (20, 2)
     assert h.eps_high[0].tolist() == [0.28, 0.28]
     assert h.eps_high[1:].max() > 0.28
@@ -143,8 +184,13 @@ def test_natural_gradient_long_runs_stay_finite_and_decorrelation_cancels_there_
     assert torch.isfinite(h.probs).all() and torch.isfinite(h.entropy).all()
     assert h.entropy[-1, 0] > 1.0  # NPG keeps the three correct arms in their starting proportions
     base = dict(init_logits=Z0, steps=1, advantage="rloo", gradient="natural")
-    drift = {lr: (erl.bandit.run(R, lr=lr, repo="decorrelate", **base).entropy.diff(dim=0)[0, 0].abs().item(),
-                  erl.bandit.run(R, lr=lr, **base).entropy.diff(dim=0)[0, 0].abs().item()) for lr in (1e-2, 5e-3)}
+    drift = {
+        lr: (
+            erl.bandit.run(R, lr=lr, repo="decorrelate", **base).entropy.diff(dim=0)[0, 0].abs().item(),
+            erl.bandit.run(R, lr=lr, **base).entropy.diff(dim=0)[0, 0].abs().item(),
+        )
+        for lr in (1e-2, 5e-3)
+    }
     assert drift[1e-2][0] < 1e-2 * drift[1e-2][1]  # first order cancelled
     assert drift[1e-2][0] / drift[5e-3][0] == pytest.approx(4.0, rel=0.1)  # what is left is second order
 
@@ -164,10 +210,15 @@ def test_entropy_bonus_and_adam_and_other_objectives_run():
     plain = erl.bandit.run(R, **base)
     bonus = erl.bandit.run(R, entropy_coef=0.5, **base)
     assert bonus.entropy[-1, 0] > plain.entropy[-1, 0]
-    for kw in (dict(optimizer="adam", lr=0.1), dict(objective="gspo"), dict(objective="cispo", epochs=2),
-               dict(objective="clip_cov", estimator="sampled", loss_kwargs=dict(clip_cov_ratio=0.1)),
-               dict(objective="kl_cov", epochs=2, loss_kwargs=dict(kl_cov_ratio=0.2)),
-               dict(repo="beta", beta=0.1), dict(repo="repo_d", zeta=0.5)):
+    for kw in (
+        dict(optimizer="adam", lr=0.1),
+        dict(objective="gspo"),
+        dict(objective="cispo", epochs=2),
+        dict(objective="clip_cov", estimator="sampled", loss_kwargs=dict(clip_cov_ratio=0.1)),
+        dict(objective="kl_cov", epochs=2, loss_kwargs=dict(kl_cov_ratio=0.2)),
+        dict(repo="beta", beta=0.1),
+        dict(repo="repo_d", zeta=0.5),
+    ):
         h = erl.bandit.run(R, **{**base, **kw}, generator=torch.Generator().manual_seed(0))
         assert torch.isfinite(h.entropy).all()
 
@@ -179,8 +230,16 @@ def test_unknown_objective_is_refused_with_the_known_list():
 
 
 def test_adaptive_entropy_bonus_holds_a_reachable_target():
-    h = erl.bandit.run(R, init_logits=Z0, steps=300, lr=1.0, advantage="grpo", entropy_coef_control=True,
-                       entropy_coef_rate=0.5, target_entropy=0.9)
+    h = erl.bandit.run(
+        R,
+        init_logits=Z0,
+        steps=300,
+        lr=1.0,
+        advantage="grpo",
+        entropy_coef_control=True,
+        entropy_coef_rate=0.5,
+        target_entropy=0.9,
+    )
     assert (h.entropy[-100:, 0] - 0.9).abs().max() < 0.05  # within ±0.05 nats of the target, like the ζ controller
     assert h.entropy_coef[-1, 0] > 0 and h.reward[-1, 0] > 0.99
 

@@ -1,4 +1,5 @@
 """The book machinery: book.yml agrees with chapters/ and the library; the runner executes, reports and renders."""
+
 from __future__ import annotations
 
 import json
@@ -52,20 +53,23 @@ def test_notebooks_are_committed_executed_small_and_clean(path):
 
 def test_nbval_files_cover_chapters_and_solutions(the_book):
     files = [p.as_posix() for p in book.nbval_files(the_book)]
-    assert [c.file for c in the_book.chapters if c.nbval != "skip"] == files[:len(the_book.chapters)]
+    assert [c.file for c in the_book.chapters if c.nbval != "skip"] == files[: len(the_book.chapters)]
     assert any("solutions/" in f for f in files)
 
 
 def _tiny_book(tmp_path: Path, cells: list[str], settings: dict | None = None) -> Path:
     (tmp_path / "chapters").mkdir(parents=True)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Tiny chapter")]
-                                  + [nbformat.v4.new_code_cell(c) for c in cells],
-                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                           "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# Tiny chapter")] + [nbformat.v4.new_code_cell(c) for c in cells],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(nb, tmp_path / "chapters" / "01_tiny.ipynb")
-    spec = {"title": "Tiny", "version": "0.0", "project": {"toc": [
-        {"title": "Part A", "children": [{"file": "chapters/01_tiny.ipynb"}]}]},
-        "execution": {"chapters": {"chapters/01_tiny.ipynb": settings or {"budget_s": 30}}}}
+    spec = {
+        "title": "Tiny",
+        "version": "0.0",
+        "project": {"toc": [{"title": "Part A", "children": [{"file": "chapters/01_tiny.ipynb"}]}]},
+        "execution": {"chapters": {"chapters/01_tiny.ipynb": settings or {"budget_s": 30}}},
+    }
     (tmp_path / "book.yml").write_text(yaml.safe_dump(spec))
     return tmp_path / "book.yml"
 
@@ -119,6 +123,7 @@ def test_gpu_chapters_pick_the_gpu_profile_only_for_readers_with_cuda(monkeypatc
     import torch
 
     from entropy_rl_lite.book import Chapter, chapter_profile
+
     gpu_ch, cpu_ch = Chapter("chapters/x.ipynb", None, gpu=True), Chapter("chapters/y.ipynb", None)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert chapter_profile(gpu_ch) == "gpu" and chapter_profile(cpu_ch) == "ci"
@@ -131,8 +136,14 @@ def test_gpu_chapters_pick_the_gpu_profile_only_for_readers_with_cuda(monkeypatc
 def test_portable_files_are_the_sampling_chapters_and_their_solutions(the_book, tmp_path):
     files = [p.as_posix() for p in book.nbval_files(the_book, samples_only=True)]
     sampled = [c for c in the_book.chapters if c.samples]
-    assert [c.file for c in sampled] == files[:len(sampled)]
-    assert {c.stem for c in sampled} >= {"05_numerical_precision", "08_trainability", "09_tokens", "10_tiny_lm", "11_capstone"}
+    assert [c.file for c in sampled] == files[: len(sampled)]
+    assert {c.stem for c in sampled} >= {
+        "05_numerical_precision",
+        "08_trainability",
+        "09_tokens",
+        "10_tiny_lm",
+        "11_capstone",
+    }
     assert all(f"chapters/solutions/{c.stem}_solutions.ipynb" in files for c in sampled)
     assert "chapters/00_preface.ipynb" not in files and "chapters/solutions/00_preface_solutions.ipynb" not in files
     with pytest.raises(ValueError, match="samples='yes'"):
@@ -148,7 +159,9 @@ def test_kernel_variants_differ_from_the_native_configuration(monkeypatch):
         assert set(book.kernel_variants()) == expected, native
         monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: True)
         variants = book.kernel_variants()
-        assert set(variants) == expected | {"mkl-compatible"} and variants["mkl-compatible"] == {"MKL_CBWR": "COMPATIBLE"}
+        assert set(variants) == expected | {"mkl-compatible"} and variants["mkl-compatible"] == {
+            "MKL_CBWR": "COMPATIBLE"
+        }
         assert all(env.get("ATEN_CPU_CAPABILITY", "").upper() != native for env in variants.values())
 
 
@@ -156,4 +169,6 @@ def test_variants_command_prints_one_environment_per_line(capsys):
     assert book.main(["--book", str(ROOT / "book.yml"), "variants"]) == 0
     for line in capsys.readouterr().out.splitlines():
         name, *assignments = line.split()
-        assert name in book.kernel_variants() and assignments and all(re.fullmatch(r"[A-Z_]+=\w+", a) for a in assignments)
+        assert (
+            name in book.kernel_variants() and assignments and all(re.fullmatch(r"[A-Z_]+=\w+", a) for a in assignments)
+        )

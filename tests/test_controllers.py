@@ -1,4 +1,5 @@
 """The ζ controller (paper.md §5) and ADAPO's ε_high controller (paper.md §6, step rule ours)."""
+
 import dataclasses
 import json
 
@@ -15,19 +16,22 @@ def zc(zeta: float) -> erl.ZetaController:
 LOW, HIGH = 0.5, 1.5  # measured entropies below / above the target 1.0
 
 
-@pytest.mark.parametrize(("start", "entropy", "expected"), [
-    (1e-3, LOW, 2e-3),        # too little entropy, ζ > 0: double
-    (0.04, LOW, 0.05),        # ... capped at ζ_max
-    (0.0, LOW, 1e-4),         # ... from 0 to ζ_min
-    (-1e-3, LOW, -5e-4),      # ζ < 0: halve toward zero
-    (-1.5e-4, LOW, 1e-4),     # ... and once above -ζ_min flip to +ζ_min
-    (1e-3, HIGH, 5e-4),       # too much entropy, ζ > 0: halve
-    (1.5e-4, HIGH, -1e-4),    # ... and once below ζ_min flip to -ζ_min
-    (-1e-3, HIGH, -2e-3),     # ζ < 0: double the magnitude
-    (-0.04, HIGH, -0.05),     # ... capped at -ζ_max
-    (0.0, HIGH, -1e-4),       # from 0 to -ζ_min [ours: the symmetric case paper.md leaves open]
-    (1e-3, 1.0, 1e-3),        # on target: unchanged
-])
+@pytest.mark.parametrize(
+    ("start", "entropy", "expected"),
+    [
+        (1e-3, LOW, 2e-3),  # too little entropy, ζ > 0: double
+        (0.04, LOW, 0.05),  # ... capped at ζ_max
+        (0.0, LOW, 1e-4),  # ... from 0 to ζ_min
+        (-1e-3, LOW, -5e-4),  # ζ < 0: halve toward zero
+        (-1.5e-4, LOW, 1e-4),  # ... and once above -ζ_min flip to +ζ_min
+        (1e-3, HIGH, 5e-4),  # too much entropy, ζ > 0: halve
+        (1.5e-4, HIGH, -1e-4),  # ... and once below ζ_min flip to -ζ_min
+        (-1e-3, HIGH, -2e-3),  # ζ < 0: double the magnitude
+        (-0.04, HIGH, -0.05),  # ... capped at -ζ_max
+        (0.0, HIGH, -1e-4),  # from 0 to -ζ_min [ours: the symmetric case paper.md leaves open]
+        (1e-3, 1.0, 1e-3),  # on target: unchanged
+    ],
+)
 def test_zeta_controller_rule(start, entropy, expected):
     c = zc(start)
     assert c.update(entropy) == pytest.approx(expected, rel=1e-12, abs=1e-15)
@@ -56,11 +60,14 @@ def test_per_seed_controller_steers_each_seed_by_its_own_entropy():
     torch.testing.assert_close(out, torch.tensor([2e-3, 5e-4, 1e-3], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: erl.ZetaController(zeta=1e-3, zeta_min=1e-4, zeta_max=0.05),
-    lambda: erl.EpsHighController(eps_high=0.28),
-    lambda: erl.ZetaController(zeta=torch.full((4,), 1e-3)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: erl.ZetaController(zeta=1e-3, zeta_min=1e-4, zeta_max=0.05),
+        lambda: erl.EpsHighController(eps_high=0.28),
+        lambda: erl.ZetaController(zeta=torch.full((4,), 1e-3)),
+    ],
+)
 def test_state_dict_round_trip_through_json(make):
     a = make()
     for h in (1.0, 0.7, 0.8, 1.3):
@@ -81,13 +88,16 @@ def test_load_state_dict_refuses_a_different_controller():
         erl.ZetaController(zeta_max=0.1).load_state_dict(erl.ZetaController(zeta_max=0.05).state_dict())
 
 
-@pytest.mark.parametrize(("start", "entropy", "expected"), [
-    (0.28, 0.5, 0.42),   # too little entropy: let more entropy-raising updates through
-    (0.9, 0.5, 1.0),     # ... capped at eps_high_max
-    (0.42, 1.5, 0.28),   # too much: tighten
-    (0.25, 1.5, 0.2),    # ... floored at eps_high_min
-    (0.28, 1.0, 0.28),   # on target: unchanged
-])
+@pytest.mark.parametrize(
+    ("start", "entropy", "expected"),
+    [
+        (0.28, 0.5, 0.42),  # too little entropy: let more entropy-raising updates through
+        (0.9, 0.5, 1.0),  # ... capped at eps_high_max
+        (0.42, 1.5, 0.28),  # too much: tighten
+        (0.25, 1.5, 0.2),  # ... floored at eps_high_min
+        (0.28, 1.0, 0.28),  # on target: unchanged
+    ],
+)
 def test_eps_high_controller_rule(start, entropy, expected):
     c = erl.EpsHighController(eps_high=start, eps_high_min=0.2, eps_high_max=1.0, adapo_factor=1.5, target_entropy=1.0)
     assert c.update(entropy) == pytest.approx(expected)
@@ -95,9 +105,9 @@ def test_eps_high_controller_rule(start, entropy, expected):
 
 def test_entropy_coef_controller_is_dual_ascent_clamped_at_zero():
     c = erl.EntropyCoefController(entropy_coef=0.1, entropy_coef_rate=0.5, target_entropy=1.0)
-    assert c.update(0.8) == pytest.approx(0.2)   # too little entropy: 0.1 + 0.5 · 0.2
-    assert c.update(1.5) == pytest.approx(0.0)   # too much: 0.2 - 0.25, clamped at 0
-    assert c.update(1.0) == 0.0                  # on target: unchanged
+    assert c.update(0.8) == pytest.approx(0.2)  # too little entropy: 0.1 + 0.5 · 0.2
+    assert c.update(1.5) == pytest.approx(0.0)  # too much: 0.2 - 0.25, clamped at 0
+    assert c.update(1.0) == 0.0  # on target: unchanged
     state = json.loads(json.dumps(c.state_dict()))
     d = erl.EntropyCoefController(entropy_coef_rate=0.5)
     d.load_state_dict(state)
@@ -106,8 +116,9 @@ def test_entropy_coef_controller_is_dual_ascent_clamped_at_zero():
 
 # -- one declaration of the entropy-control fields, one controller bundle ---------------------------------
 
+
 def test_configs_share_one_declaration_of_the_entropy_control_fields():
-    """BanditConfig, TrainConfig and the TRL adapter's EntropyControl take the fields, defaults and checks from one class."""
+    """BanditConfig, TrainConfig and TRL's EntropyControl take the fields, defaults and checks from one class."""
     from entropy_rl_lite.entropy_control import EntropyControlFields
     from entropy_rl_lite.llm import TrainConfig
 
@@ -135,8 +146,9 @@ def test_a_group_baseline_needs_two_samples_in_every_config(advantage):
 def test_entropy_controls_build_update_and_restore_what_the_config_asks_for():
     from entropy_rl_lite.entropy_control import EntropyControls
 
-    cfg = erl.bandit.BanditConfig(repo="repo_r", zeta=1e-3, zeta_control=True, adapo=True, eps_high=0.28,
-                                  target_entropy=1.0)
+    cfg = erl.bandit.BanditConfig(
+        repo="repo_r", zeta=1e-3, zeta_control=True, adapo=True, eps_high=0.28, target_entropy=1.0
+    )
     controls = EntropyControls.from_config(cfg)
     assert set(controls.controllers) == {"zeta", "eps_high"} and controls.entropy_coef == 0.0
     zeta, eps_high, coef = controls.update(0.5)  # entropy below target: ζ doubles, ε_high grows by adapo_factor

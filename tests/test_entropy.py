@@ -1,4 +1,5 @@
 """Entropy, centred log-probs, the Lemma, Theorem 1 (vanilla PG), natural PG, Theorem 2's bound."""
+
 import math
 
 import pytest
@@ -42,8 +43,10 @@ def test_lemma_is_first_order():
     g = torch.Generator().manual_seed(0)
     z = torch.randn(64, 10, dtype=f64, generator=g)
     dz = torch.randn(64, 10, dtype=f64, generator=g)
-    errs = [(erl.entropy_change_first_order(z, s * dz) - erl.entropy_change_exact(z, s * dz)).abs().mean().item()
-            for s in (1e-2, 5e-3)]
+    errs = [
+        (erl.entropy_change_first_order(z, s * dz) - erl.entropy_change_exact(z, s * dz)).abs().mean().item()
+        for s in (1e-2, 5e-3)
+    ]
     assert errs[0] / errs[1] == pytest.approx(4.0, rel=0.05)
 
 

@@ -223,14 +223,10 @@ def test_sum_mod_verifier_cases(tokens: tuple, accepted: bool) -> None:
     assert env.verify(tokens) is accepted
 
 
-@pytest.mark.parametrize(
-    ("vocab_size", "horizon", "modulus", "target"), [(4, 3, 3, 0), (3, 4, 5, 2), (2, 5, 1, 0)]
-)
+@pytest.mark.parametrize(("vocab_size", "horizon", "modulus", "target"), [(4, 3, 3, 0), (3, 4, 5, 2), (2, 5, 1, 0)])
 def test_sum_mod_correct_set_matches_brute_force(vocab_size, horizon, modulus, target) -> None:
     env = TokenSequenceEnv(vocab_size=vocab_size, horizon=horizon, modulus=modulus, target=target)
-    brute = [
-        s for s in itertools.product(range(vocab_size), repeat=horizon) if sum(s) % modulus == target
-    ]
+    brute = [s for s in itertools.product(range(vocab_size), repeat=horizon) if sum(s) % modulus == target]
     found = env.correct_sequences_all()
     assert found == sorted(brute)
     assert len(found) > 1  # several correct answers, so diversity can be measured

@@ -1,5 +1,6 @@
 """The training CLI and run specs: profiles load, bad input fails before training, compare writes its
 directory, a local checkpoint trains with LoRA and resumes. CUDA parity runs only where CUDA exists."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,31 @@ import pytest
 import torch
 
 import entropy_rl_lite as erl
-from entropy_rl_lite.llm import (CharTokenizer, Trainer, build_model, completion_logprobs, load_model, read_metrics,
-                                 rollout_from_text)
+from entropy_rl_lite.llm import (
+    CharTokenizer,
+    Trainer,
+    build_model,
+    completion_logprobs,
+    load_model,
+    read_metrics,
+    rollout_from_text,
+)
 from entropy_rl_lite.llm.experiment import CONFIG_DIR, RunSpec, TaskSpec, load_spec
 from entropy_rl_lite.llm.train import main
 
-TINY = ["--set", "train.steps=2", "--set", "phase2.steps=1", "--set", "warm_start.steps=5",
-        "--set", "eval_samples=4", "--set", "eval_ks=[1, 2]", "--no-progress"]
+TINY = [
+    "--set",
+    "train.steps=2",
+    "--set",
+    "phase2.steps=1",
+    "--set",
+    "warm_start.steps=5",
+    "--set",
+    "eval_samples=4",
+    "--set",
+    "eval_ks=[1, 2]",
+    "--no-progress",
+]
 
 
 @pytest.mark.parametrize("profile", ["ci", "cpu", "gpu"])
@@ -27,11 +46,18 @@ def test_every_profile_spec_loads_and_validates(profile):
     spec.task.make(), spec.phase2_task.make()  # the environments accept the task arguments
 
 
-@pytest.mark.parametrize("override,match", [
-    ("train.lr=-1", "lr"), ("algorithms.dapo.eps_hgh=0.3", "eps_hgh"), ("learning_rate=1", "learning_rate"),
-    ("task.name=Sudoku", "task.name"), ("lora.r=0", "lora.r"), ("warm_start.steps=-5", "warm_start.steps"),
-    ("train.lr", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.lr=-1", "lr"),
+        ("algorithms.dapo.eps_hgh=0.3", "eps_hgh"),
+        ("learning_rate=1", "learning_rate"),
+        ("task.name=Sudoku", "task.name"),
+        ("lora.r=0", "lora.r"),
+        ("warm_start.steps=-5", "warm_start.steps"),
+        ("train.lr", "key=value"),
+    ],
+)
 def test_cli_rejects_bad_settings_naming_the_field(override, match, tmp_path, capsys):
     rc = main(["compare", "--profile", "ci", "--out", str(tmp_path), "--set", override, "--no-progress"])
     err = capsys.readouterr().err
@@ -65,9 +91,26 @@ def test_cli_trains_a_local_checkpoint_with_lora(tmp_path):
     tok.save_pretrained(tmp_path / "base")
     before = {k: v.clone() for k, v in base.state_dict().items()}
     out = tmp_path / "run"
-    rc = main(["train", "--model", str(tmp_path / "base"), "--out", str(out), "--algo", "grpo", *TINY,
-               "--set", "warm_start=null", "--set", "phase2_task=null", "--set", "lora={r: 4, alpha: 8}",
-               "--set", "train.entropy_coef=0.05"])  # a random model earns no reward: the bonus moves it
+    rc = main(
+        [
+            "train",
+            "--model",
+            str(tmp_path / "base"),
+            "--out",
+            str(out),
+            "--algo",
+            "grpo",
+            *TINY,
+            "--set",
+            "warm_start=null",
+            "--set",
+            "phase2_task=null",
+            "--set",
+            "lora={r: 4, alpha: 8}",
+            "--set",
+            "train.entropy_coef=0.05",
+        ]
+    )  # a random model earns no reward: the bonus moves it
     assert rc == 0
     ckpt = out / "phase1" / "grpo"
     assert (ckpt / "adapter_config.json").is_file() and not (ckpt / "config.json").is_file()
@@ -81,8 +124,24 @@ def test_cli_trains_a_local_checkpoint_with_lora(tmp_path):
 
 
 def test_cli_compare_in_parallel_processes(tmp_path):
-    rc = main(["compare", "--profile", "ci", "--out", str(tmp_path), "--algos", "dapo", "adapo", "--jobs", "2",
-               *TINY, "--set", "phase2_task=null", "--logs-only"])
+    rc = main(
+        [
+            "compare",
+            "--profile",
+            "ci",
+            "--out",
+            str(tmp_path),
+            "--algos",
+            "dapo",
+            "adapo",
+            "--jobs",
+            "2",
+            *TINY,
+            "--set",
+            "phase2_task=null",
+            "--logs-only",
+        ]
+    )
     assert rc == 0
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert "phase1/dapo.jsonl" in left and "run.meta.json" in left and "summary.json" in left
@@ -117,6 +176,7 @@ def test_cpu_and_gpu_give_the_same_fp32_loss():
 def test_lora_flops_count_no_weight_gradients_for_frozen_weights():
     from entropy_rl_lite.llm.experiment import LoraSpec
     from entropy_rl_lite.llm.flops import matmul_params, train_flops
+
     model = build_model(CharTokenizer(), "ci", seed=0)
     N, attn = matmul_params(model), 12 * 2 * 8 * 32
     assert train_flops(model, 1, 8) == 6 * N + attn
@@ -135,9 +195,19 @@ def test_cli_trains_a_local_checkpoint_that_has_its_own_transformers_tokenizer(t
     bpe = Tokenizer(models.BPE(vocab=vocab, merges=[("1", "2")]))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     assert tok("12=")["input_ids"] == [vocab["12"], vocab["="]]
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, bos_token_id=1,
-                                         eos_token_id=2))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+    )
     model.save_pretrained(tmp_path / "bpe_model")
     tok.save_pretrained(tmp_path / "bpe_model")
     out = tmp_path / "run"
@@ -146,12 +216,14 @@ def test_cli_trains_a_local_checkpoint_that_has_its_own_transformers_tokenizer(t
     summary = json.loads((out / "summary.json").read_text())
     assert summary["grpo"]["phase1"]["steps"] == 2
     from entropy_rl_lite.llm import load_tokenizer
+
     reloaded = load_tokenizer(out / "warm_start")
     assert reloaded.eos_token == "</s>" and reloaded.padding_side == "left" and len(reloaded) == len(vocab)
 
 
 def test_spec_sections_validate_early_and_lora_init_is_seeded():
     from entropy_rl_lite.llm.experiment import LoraSpec
+
     with pytest.raises(ValueError, match="eval_ks"):
         load_spec("ci", overrides=["eval_ks=[1, 64]"])
     spec = load_spec("ci", overrides=["train=null", "algorithms={grpo: null}"])  # empty YAML sections are {}

@@ -8,8 +8,16 @@ import pytest
 import torch
 
 import entropy_rl_lite as erl
-from entropy_rl_lite.llm import (PROFILES, CharTokenizer, ModelSize, build_model, count_parameters, lm_head_weight,
-                                 load_model, resolve_profile)
+from entropy_rl_lite.llm import (
+    PROFILES,
+    CharTokenizer,
+    ModelSize,
+    build_model,
+    count_parameters,
+    lm_head_weight,
+    load_model,
+    resolve_profile,
+)
 
 TINY_QWEN = dataclasses.replace(PROFILES["ci"], arch="qwen2")
 

@@ -41,7 +41,7 @@ def test_round_trip_text_task_prompts_and_answers(tok):
         full = prompt + answers[0] + END  # with the end marker kept, decoding is exact and cut_at_end agrees
         ids = tok(full, add_special_tokens=False)["input_ids"]
         assert tok.decode(ids) == full and ids[-1] == tok.eos_token_id
-        assert cut_at_end(tok.decode(ids)[len(prompt):]) == answers[0]
+        assert cut_at_end(tok.decode(ids)[len(prompt) :]) == answers[0]
 
 
 def test_special_ids_distinct_and_stable(tok):
@@ -57,8 +57,10 @@ def test_left_padding_and_attention_mask(tok):
     assert tok.padding_side == "left"
     batch = tok(["7=", "12="], padding=True, return_tensors="pt")
     p, b = tok.pad_token_id, tok.bos_token_id
-    assert batch["input_ids"].tolist() == [[p, b, *tok.convert_tokens_to_ids(list("7="))],
-                                           [b, *tok.convert_tokens_to_ids(list("12="))]]
+    assert batch["input_ids"].tolist() == [
+        [p, b, *tok.convert_tokens_to_ids(list("7="))],
+        [b, *tok.convert_tokens_to_ids(list("12="))],
+    ]
     assert batch["attention_mask"].tolist() == [[0, 1, 1, 1], [1, 1, 1, 1]]
     assert set(batch) == {"input_ids", "attention_mask"}
 
@@ -70,7 +72,10 @@ def test_save_and_load_round_trip(tok, tmp_path):
     assert loaded.alphabet == tok.alphabet and loaded.padding_side == "left"
     assert loaded.all_special_ids == tok.all_special_ids
     assert (loaded.pad_token_id, loaded.bos_token_id, loaded.eos_token_id) == (
-        tok.pad_token_id, tok.bos_token_id, tok.eos_token_id)
+        tok.pad_token_id,
+        tok.bos_token_id,
+        tok.eos_token_id,
+    )
     assert loaded(["7=", "12="], padding=True)["input_ids"] == tok(["7=", "12="], padding=True)["input_ids"]
 
 
@@ -83,9 +88,17 @@ def test_custom_alphabet_save_and_load(tmp_path):
 
 def test_generate_with_tiny_llama(tok):
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=tok.pad_token_id,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = LlamaForCausalLM(config).eval()
     prompts = ["7=", "12=", "3="]
     batch = tok(prompts, padding=True, return_tensors="pt")
@@ -104,8 +117,9 @@ def test_unknown_character_raises(tok, text):
         tok(text)
 
 
-@pytest.mark.parametrize("kwargs", [dict(alphabet=""), dict(alphabet="0012."), dict(alphabet="012"),
-                                    dict(alphabet=["0", "."])])
+@pytest.mark.parametrize(
+    "kwargs", [dict(alphabet=""), dict(alphabet="0012."), dict(alphabet="012"), dict(alphabet=["0", "."])]
+)
 def test_bad_constructor_arguments(kwargs):
     with pytest.raises(ValueError):
         CharTokenizer(**kwargs)

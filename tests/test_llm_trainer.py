@@ -1,4 +1,5 @@
 """Part II trainer: rollout layout and scoring, config validation, metrics log, warm start, exact resume."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,19 @@ import pytest
 import torch
 
 import entropy_rl_lite as erl
-from entropy_rl_lite.llm import (TIMING_KEYS, CharTokenizer, TrainConfig, Trainer, build_model, completion_logprobs,
-                                 evaluate, read_metrics, rollout_from_text, sample, warm_start)
+from entropy_rl_lite.llm import (
+    TIMING_KEYS,
+    CharTokenizer,
+    TrainConfig,
+    Trainer,
+    build_model,
+    completion_logprobs,
+    evaluate,
+    read_metrics,
+    rollout_from_text,
+    sample,
+    warm_start,
+)
 from entropy_rl_lite.llm.rollout import position_ids
 from environments.text_tasks import SumToEnv, SumToShiftedEnv
 
@@ -29,6 +41,7 @@ def _without_timing(rows):
 
 # -- rollout ---------------------------------------------------------------------------------------------
 
+
 def test_sample_layout_and_masks(tok):
     model = build_model(tok, "ci", seed=0)
     torch.manual_seed(0)
@@ -36,8 +49,9 @@ def test_sample_layout_and_masks(tok):
     N, T = 10, 4
     assert batch.input_ids.shape == (N, batch.prompt_len + T) and batch.completion_mask.shape == (N, T)
     eos = tok.eos_token_id
-    for ids, m, ended, text in zip(batch.completion_ids.tolist(), batch.completion_mask.tolist(),
-                                   batch.ended.tolist(), batch.completions):
+    for ids, m, ended, text in zip(
+        batch.completion_ids.tolist(), batch.completion_mask.tolist(), batch.ended.tolist(), batch.completions
+    ):
         first_eos = ids.index(eos) if eos in ids else None
         assert ended == (first_eos is not None)
         n_real = first_eos + 1 if ended else T
@@ -52,27 +66,38 @@ def test_recomputed_logprobs_match_generate(tok):
     model = build_model(tok, "ci", seed=1)
     enc = tok(["3=", "11=", "7="], return_tensors="pt", padding=True)
     torch.manual_seed(3)
-    out = model.generate(**enc, do_sample=True, top_k=0, top_p=1.0, max_new_tokens=4, output_logits=True,
-                         return_dict_in_generate=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    out = model.generate(
+        **enc,
+        do_sample=True,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=4,
+        output_logits=True,
+        return_dict_in_generate=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(3)
     batch = sample(model, tok, ["3=", "11=", "7="], group_size=1, max_new_tokens=4)
-    assert torch.equal(batch.input_ids[:, :out.sequences.shape[1]], out.sequences)  # same draws, same RNG
+    assert torch.equal(batch.input_ids[:, : out.sequences.shape[1]], out.sequences)  # same draws, same RNG
     with torch.no_grad():
         logp, ent = completion_logprobs(model, batch)
     gen_logits = torch.stack(out.logits, 1).float()  # [N, T', V], computed with the KV cache
-    gen_logp = torch.log_softmax(gen_logits, -1).gather(-1, batch.completion_ids[:, :gen_logits.shape[1], None])[..., 0]
+    gen_logp = torch.log_softmax(gen_logits, -1).gather(-1, batch.completion_ids[:, : gen_logits.shape[1], None])[
+        ..., 0
+    ]
     gen_ent = erl.entropy(gen_logits)
-    m = batch.completion_mask[:, :gen_logits.shape[1]].bool()
+    m = batch.completion_mask[:, : gen_logits.shape[1]].bool()
     assert logp.dtype == torch.float32 and ent.dtype == torch.float32
-    torch.testing.assert_close(logp[:, :m.shape[1]][m], gen_logp[m], atol=1e-5, rtol=0)
-    torch.testing.assert_close(ent[:, :m.shape[1]][m], gen_ent[m], atol=1e-5, rtol=0)
+    torch.testing.assert_close(logp[:, : m.shape[1]][m], gen_logp[m], atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent[:, : m.shape[1]][m], gen_ent[m], atol=1e-5, rtol=0)
 
 
 def test_rollout_from_text_and_bf16_model_gives_fp32(tok):
     batch = rollout_from_text(tok, ["7=", "12="], ["25", "1"], max_new_tokens=4)
     assert batch.completion_mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
     assert tok.decode(batch.completion_ids[0, :3]) == "25."
-    assert position_ids(batch.attention_mask)[0].tolist()[batch.prompt_len - 2:batch.prompt_len] == [1, 2]
+    assert position_ids(batch.attention_mask)[0].tolist()[batch.prompt_len - 2 : batch.prompt_len] == [1, 2]
     model = build_model(tok, "ci", seed=0, dtype=torch.bfloat16)
     logp, ent = completion_logprobs(model, batch)
     assert logp.dtype == ent.dtype == torch.float32 and bool(torch.isfinite(logp).all())
@@ -104,13 +129,26 @@ def test_warm_start_learns_the_format(tok, task):
 
 # -- config --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field,value,match", [
-    ("objective", "trpo", "objective"), ("advantage", "gae", "advantage"), ("repo", "repo_x", "repo"),
-    ("lr", -1.0, "lr"), ("lr", float("nan"), "lr"), ("group_size", 1, "group_size"), ("pass_k", 16, "pass_k"),
-    ("eps_high", -0.1, "eps_high"), ("minibatches", 1000, "minibatches"), ("profile", "tpu", "profile"),
-    ("max_grad_norm", 0.0, "max_grad_norm"), ("checkpoint_every", 5, "checkpoint_dir"),
-    ("zeta_control", True, "zeta_control"), ("dtype", "float16", "dtype"),
-])
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("objective", "trpo", "objective"),
+        ("advantage", "gae", "advantage"),
+        ("repo", "repo_x", "repo"),
+        ("lr", -1.0, "lr"),
+        ("lr", float("nan"), "lr"),
+        ("group_size", 1, "group_size"),
+        ("pass_k", 16, "pass_k"),
+        ("eps_high", -0.1, "eps_high"),
+        ("minibatches", 1000, "minibatches"),
+        ("profile", "tpu", "profile"),
+        ("max_grad_norm", 0.0, "max_grad_norm"),
+        ("checkpoint_every", 5, "checkpoint_dir"),
+        ("zeta_control", True, "zeta_control"),
+        ("dtype", "float16", "dtype"),
+    ],
+)
 def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{field: value})
@@ -127,6 +165,7 @@ def test_config_round_trips_and_rejects_unknown_fields():
 
 # -- trainer -------------------------------------------------------------------------------------------
 
+
 def test_on_policy_ratio_is_exactly_one(tok, task):
     """One update per batch: logp_old and logp come from the same fp32 path, so r ≡ 1 and nothing clips."""
     tr = Trainer(TrainConfig(steps=2, prompts_per_step=3, group_size=4, eps_high=0.28), task, tokenizer=tok)
@@ -140,22 +179,43 @@ def test_trainer_logs_jsonl_and_leaves_global_rng_alone(tmp_path, tok, task):
     torch.manual_seed(123)
     log = tmp_path / "m.jsonl"
     # A random model is never rewarded (all advantages 0): the entropy bonus is what moves it here.
-    tr = Trainer(TrainConfig(steps=3, prompts_per_step=3, group_size=4, epochs=2, minibatches=2,
-                             entropy_coef=0.05, log_path=str(log)), task, tokenizer=tok)
+    tr = Trainer(
+        TrainConfig(
+            steps=3, prompts_per_step=3, group_size=4, epochs=2, minibatches=2, entropy_coef=0.05, log_path=str(log)
+        ),
+        task,
+        tokenizer=tok,
+    )
     rows = tr.train(progress=False)
     assert torch.equal(torch.rand(3), expected)  # the trainer drew nothing from the caller's stream
     assert read_metrics(log) == rows and [r["step"] for r in rows] == [0, 1, 2]
     meta = json.loads(log.with_suffix(".meta.json").read_text())
     assert meta["config"]["entropy_coef"] == 0.05 and meta["versions"]["torch"] == torch.__version__
-    Trainer(TrainConfig(steps=1, prompts_per_step=3, group_size=4, log_path=str(log)), task, tokenizer=tok).train(progress=False)
+    Trainer(TrainConfig(steps=1, prompts_per_step=3, group_size=4, log_path=str(log)), task, tokenizer=tok).train(
+        progress=False
+    )
     assert len(read_metrics(log)) == 1  # a new run replaces the old log rather than appending to it
-    for key in ("entropy", "reward", "pass@1", "pass@4", "distinct_correct", "clip_frac_low", "clip_frac_high",
-                "zeta", "eps_high", "tokens_per_s", "step_time_s", "grad_norm", "approx_kl"):
+    for key in (
+        "entropy",
+        "reward",
+        "pass@1",
+        "pass@4",
+        "distinct_correct",
+        "clip_frac_low",
+        "clip_frac_high",
+        "zeta",
+        "eps_high",
+        "tokens_per_s",
+        "step_time_s",
+        "grad_norm",
+        "approx_kl",
+    ):
         assert key in rows[0] and rows[0][key] is not None, key
     assert rows[-1]["ratio_mean"] != 1.0  # later minibatches see a moved policy
     axes = erl.plot.metrics({"run": str(log), "same, from memory": rows}, fields=("entropy", "reward"), smooth=2)
     assert len(axes) == 2 and len(axes[0].lines) == 2
     import matplotlib.pyplot as plt
+
     plt.close("all")
     with pytest.raises(ValueError, match="no field 'nope'"):
         erl.plot.metrics({"run": rows}, fields=("nope",))
@@ -163,9 +223,21 @@ def test_trainer_logs_jsonl_and_leaves_global_rng_alone(tmp_path, tok, task):
 
 def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path, tok, task):
     """Stop after 2 of 5 steps, resume from the checkpoint: metrics, log file and weights equal bit for bit."""
-    cfg = TrainConfig(steps=5, prompts_per_step=3, group_size=4, epochs=2, minibatches=2, lr=3e-3,
-                      repo="repo_r", zeta=1e-3, zeta_control=True, adapo=True, eps_high=0.28,
-                      entropy_coef=1e-3, entropy_coef_control=True)
+    cfg = TrainConfig(
+        steps=5,
+        prompts_per_step=3,
+        group_size=4,
+        epochs=2,
+        minibatches=2,
+        lr=3e-3,
+        repo="repo_r",
+        zeta=1e-3,
+        zeta_control=True,
+        adapo=True,
+        eps_high=0.28,
+        entropy_coef=1e-3,
+        entropy_coef_control=True,
+    )
     full = Trainer(cfg.replace(log_path=str(tmp_path / "full.jsonl")), task, tokenizer=tok)
     full_rows = full.train(progress=False)
 
@@ -199,6 +271,7 @@ def test_resume_refuses_another_task_or_a_partial_checkpoint(tmp_path, tok, task
 def test_repo_r_in_the_trainer_calls_the_shared_function(tok, task, monkeypatch):
     """The trainer shapes advantages through the kernel of erl.shape_advantage that the bandit engine calls."""
     import entropy_rl_lite.llm.trainer as trainer_mod
+
     calls = []
     real = trainer_mod.shape_advantage_unchecked
 
@@ -207,8 +280,9 @@ def test_repo_r_in_the_trainer_calls_the_shared_function(tok, task, monkeypatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(trainer_mod, "shape_advantage_unchecked", spy)
-    Trainer(TrainConfig(steps=1, prompts_per_step=2, group_size=4, repo="repo_r", zeta=0.01), task,
-            tokenizer=tok).train(progress=False)
+    Trainer(
+        TrainConfig(steps=1, prompts_per_step=2, group_size=4, repo="repo_r", zeta=0.01), task, tokenizer=tok
+    ).train(progress=False)
     assert calls == ["repo_r"]
     assert trainer_mod.shape_advantage_unchecked is spy and erl.bandit.shape_advantage_unchecked is real
     assert real is erl.repo.shape_advantage_unchecked
@@ -248,6 +322,7 @@ def test_amp_keeps_logprobs_fp32_and_close(tok):
 
 def test_flop_formula_and_no_mfu_on_cpu(tok, task):
     from entropy_rl_lite.llm.flops import matmul_params, peak_flops, train_flops
+
     model = build_model(tok, "ci", seed=0)
     N = erl.llm.count_parameters(model) - len(tok) * 32  # minus the input embedding [V, d_model]
     assert matmul_params(model) == N
@@ -287,11 +362,13 @@ def test_reusing_the_first_forward_pass_for_logp_old_changes_nothing(tok, task):
     for fuse in (True, False):
         model.load_state_dict(state)
         tr = Trainer(cfg.replace(fuse_logp_old=fuse), task, model=model, tokenizer=tok)
-        runs.append((_without_timing(tr.train(progress=False))[0], {k: v.clone() for k, v in model.state_dict().items()}))
+        runs.append(
+            (_without_timing(tr.train(progress=False))[0], {k: v.clone() for k, v in model.state_dict().items()})
+        )
     (fused, w_fused), (separate, w_separate) = runs
-    for k in ("reward", "distinct_correct", "completion_len", "tokens"):   # the same draws: exactly equal
+    for k in ("reward", "distinct_correct", "completion_len", "tokens"):  # the same draws: exactly equal
         assert fused[k] == separate[k], k
-    assert fused["entropy"] == pytest.approx(separate["entropy"], abs=DELTA)   # a mean of per-token entropies
+    assert fused["entropy"] == pytest.approx(separate["entropy"], abs=DELTA)  # a mean of per-token entropies
     # Weights: compared as a whole. Adam divides each gradient by its own running scale, so a coordinate whose
     # gradient is itself at the rounding level can move by a visible fraction of lr in one run and not the other;
     # a real difference (logp_old from the wrong rows, say) moves every coordinate by O(lr), ~1e-2 of the norm.
@@ -313,12 +390,13 @@ def test_reusing_the_first_forward_pass_for_logp_old_changes_nothing(tok, task):
     # is mean(|r - 1| |Δd|) <= sqrt(mean d^2) * 2 DELTA = sqrt(2 kl) * 2 DELTA (Cauchy-Schwarz), far below kl itself.
     kl = separate["approx_kl"]
     assert fused["approx_kl"] == pytest.approx(kl, abs=2 * DELTA * (2 * kl) ** 0.5)
-    for k in ("loss", "grad_norm"):   # order-one sums of per-token terms, each off by O(DELTA)
+    for k in ("loss", "grad_norm"):  # order-one sums of per-token terms, each off by O(DELTA)
         assert fused[k] == pytest.approx(separate[k], rel=1e-4, abs=10 * DELTA), k
-    assert fused["ratio_mean"] != 1.0 and kl > 1e-3   # the later epochs did move the policy: the check has teeth
+    assert fused["ratio_mean"] != 1.0 and kl > 1e-3  # the later epochs did move the policy: the check has teeth
 
 
 # -- review fixes: each of these was a silent wrong answer or a late, unnamed failure ----------------------
+
 
 def test_sampling_ignores_a_checkpoints_own_generation_settings(tok):
     """A shipped repetition_penalty would sample from something other than the softmax the trainer scores."""
@@ -374,6 +452,7 @@ def test_config_catches_loss_option_typos_and_zeta_outside_its_bounds():
 
 def test_replot_uses_logged_steps_and_skips_nulls_when_smoothing():
     import matplotlib.pyplot as plt
+
     rows = [{"step": 5 + i, "entropy": v} for i, v in enumerate([1.0, None, 3.0, 5.0])]
     (ax,) = erl.plot.metrics({"resumed run": rows}, fields=("entropy",), smooth=2)
     xs, ys = ax.lines[0].get_data()

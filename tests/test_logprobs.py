@@ -1,4 +1,5 @@
 """The fp32 chunked log-prob/entropy path equals the naive full-logits path, in values and gradients."""
+
 import pytest
 import torch
 
@@ -26,8 +27,15 @@ def inputs(dtype=f64, B=2, T=7, D=16, V=50, seed=0):
 
 # How the 14 tokens are chunked: explicit sizes; the default (rows from the memory budget: all 14 in one chunk);
 # and a budget so small that the rule itself picks 3 rows of float64 V = 50 (a ragged last chunk).
-CHUNKINGS = {"1": {"chunk_size": 1}, "3": {"chunk_size": 3}, "5": {"chunk_size": 5}, "14": {"chunk_size": 14},
-             "1024": {"chunk_size": 1024}, "default": {}, "budget-3-rows": {"block_mib": 3 * 50 * 8 / 2**20}}
+CHUNKINGS = {
+    "1": {"chunk_size": 1},
+    "3": {"chunk_size": 3},
+    "5": {"chunk_size": 5},
+    "14": {"chunk_size": 14},
+    "1024": {"chunk_size": 1024},
+    "default": {},
+    "budget-3-rows": {"block_mib": 3 * 50 * 8 / 2**20},
+}
 
 
 @pytest.mark.parametrize("kw", CHUNKINGS.values(), ids=CHUNKINGS.keys())
@@ -77,8 +85,11 @@ def test_frozen_head_skips_weight_gradient():
 
 # Gradient tolerances: float64 to rounding; fp32 to a few ulps of O(1) entries; bf16 gradients come back
 # in bf16 (the input's dtype), so two bf16 ulps (2 · 2^-8 relative).
-GRAD_TOL = {f64: dict(atol=1e-12, rtol=0), torch.float32: dict(atol=1e-5, rtol=0),
-            torch.bfloat16: dict(atol=1e-6, rtol=2 * 2**-8)}
+GRAD_TOL = {
+    f64: dict(atol=1e-12, rtol=0),
+    torch.float32: dict(atol=1e-5, rtol=0),
+    torch.bfloat16: dict(atol=1e-6, rtol=2 * 2**-8),
+}
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
@@ -97,8 +108,9 @@ def test_logprobs_from_logits(dtype, temperature):
     (g_chunked,) = torch.autograd.grad((lp + h).sum(), logits)
     ref_logits = logits.detach().to(f64).requires_grad_(True)
     ref = torch.log_softmax(ref_logits / temperature, -1)
-    (g_ref,) = torch.autograd.grad((ref.gather(-1, targets[..., None]).squeeze(-1) - (ref.exp() * ref).sum(-1)).sum(),
-                                   ref_logits)
+    (g_ref,) = torch.autograd.grad(
+        (ref.gather(-1, targets[..., None]).squeeze(-1) - (ref.exp() * ref).sum(-1)).sum(), ref_logits
+    )
     assert g_chunked.dtype == dtype
     torch.testing.assert_close(g_chunked.to(f64), g_ref.to(dtype).to(f64), **GRAD_TOL[dtype])
 
@@ -136,6 +148,7 @@ def test_fp32_accuracy_at_large_vocab_is_no_worse_than_the_naive_fp32_path():
 def test_input_checks_add_nothing_to_the_autograd_graph():
     """check_tensor reduces its input to find NaN/inf; that must not save tensors for the caller's backward."""
     from entropy_rl_lite._checks import check_tensor
+
     x = torch.randn(5, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
@@ -144,6 +157,7 @@ def test_input_checks_add_nothing_to_the_autograd_graph():
 
 
 # --- chunk rows from the memory budget ------------------------------------------------------------
+
 
 def test_chunk_rows_follows_the_budget_rule():
     """rows = floor(budget / (V · bytes per element)), at least 1, at most the tokens (integer arithmetic only)."""
@@ -208,8 +222,17 @@ def test_budget_chunks_are_bit_identical_to_the_same_explicit_chunk_size():
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("bad, error", [(0.0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
-                                        (float("inf"), ValueError), ("48", TypeError), (None, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (0.0, ValueError),
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("48", TypeError),
+        (None, TypeError),
+    ],
+)
 @pytest.mark.parametrize("chunk_size", [None, 4])
 def test_bad_block_mib_raises_and_names_it(bad, error, chunk_size):
     hidden, weight, targets = inputs(torch.float32)

@@ -1,4 +1,5 @@
 """Per-token surrogates and aggregation: each checked against its formula and its gradient."""
+
 import pytest
 import torch
 
@@ -76,8 +77,17 @@ def test_clip_cov_picks_at_least_one_token_and_skips_tokens_ppo_clips():
     logp = torch.log(torch.tensor([[2.0, 1.0, 1.0, 1.0, 1.0, 1.0]], dtype=f64)).requires_grad_(True)
     adv = torch.tensor([[5.0, 5.0, -5.0, 1.0, -1.0, 2.0]], dtype=f64)
     # Token 0 (r = 2 > 1.2, A > 0) is already clipped by PPO and has the largest cov; another one is dropped.
-    loss, m = erl.policy_loss(logp, logp_old, adv, torch.ones(1, 6), "clip_cov", 0.2, 0.2,
-                              clip_cov_bounds=(-100.0, 100.0), generator=torch.Generator().manual_seed(0))
+    loss, m = erl.policy_loss(
+        logp,
+        logp_old,
+        adv,
+        torch.ones(1, 6),
+        "clip_cov",
+        0.2,
+        0.2,
+        clip_cov_bounds=(-100.0, 100.0),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert m["cov_frac"].item() == pytest.approx(1 / 6)  # default ratio 2e-4 · 6 tokens rounds up to one
     (g,) = torch.autograd.grad(loss, logp)
     assert g[0, 0] == 0 and (g[0, 1:] == 0).sum() == 1  # PPO's own clip, plus one of the five live tokens
@@ -96,8 +106,12 @@ def test_cispo_keeps_gradient_through_clipped_weight():
 def test_aggregation_modes(agg):
     v = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]])
     m = torch.tensor([[1, 1, 1], [1, 0, 0]], dtype=torch.bool)
-    expected = {"token-mean": 10 / 4, "seq-mean-token-mean": (2 + 4) / 2,
-                "seq-mean-token-sum": (6 + 4) / 2, "seq-mean-token-sum-norm": 10 / (2 * 3)}[agg]
+    expected = {
+        "token-mean": 10 / 4,
+        "seq-mean-token-mean": (2 + 4) / 2,
+        "seq-mean-token-sum": (6 + 4) / 2,
+        "seq-mean-token-sum-norm": 10 / (2 * 3),
+    }[agg]
     assert erl.aggregate(v, m, agg).item() == pytest.approx(expected)
     assert erl.aggregate(v, m, "seq-mean-token-sum-norm", horizon=5).item() == pytest.approx(1.0)
 
@@ -130,8 +144,9 @@ def test_clip_cov_removes_the_chosen_share_of_tokens():
     logp = logp_old.clone().requires_grad_(True)
     adv = torch.randn(8, 50, dtype=f64, generator=g) * 3
     mask = torch.ones(8, 50, dtype=torch.bool)
-    loss, m = erl.policy_loss(logp, logp_old, adv, mask, "clip_cov", clip_cov_ratio=0.05,
-                              clip_cov_bounds=(-100.0, 100.0), generator=g)
+    loss, m = erl.policy_loss(
+        logp, logp_old, adv, mask, "clip_cov", clip_cov_ratio=0.05, clip_cov_bounds=(-100.0, 100.0), generator=g
+    )
     (grad,) = torch.autograd.grad(loss, logp)
     assert (grad == 0).sum().item() == int(0.05 * 400)
     assert m["cov_frac"].item() == pytest.approx(0.05)

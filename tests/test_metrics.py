@@ -1,4 +1,5 @@
 """pass@k against brute force, distinct answers, cumulative entropy, clip fractions."""
+
 import itertools
 
 import pytest
@@ -48,14 +49,18 @@ def test_clip_fractions_count_only_active_clips():
     ratio = torch.tensor([[0.7, 0.7, 1.4, 1.4, 1.0]])
     adv = torch.tensor([[-1.0, 1.0, 1.0, -1.0, 1.0]])
     m = erl.clip_fractions(ratio, adv, torch.ones(1, 5), eps_low=0.2, eps_high=0.28)
-    assert m["clip_frac_low"].item() == pytest.approx(0.2)   # r < 0.8 with A < 0
+    assert m["clip_frac_low"].item() == pytest.approx(0.2)  # r < 0.8 with A < 0
     assert m["clip_frac_high"].item() == pytest.approx(0.2)  # r > 1.28 with A > 0
 
 
 def test_exercise_compare_handles_dict_outputs():
-    make = lambda g: ((torch.rand(2, 3, dtype=torch.float64, generator=g) + 0.5,  # noqa: E731
-                       torch.randn(2, 3, dtype=torch.float64, generator=g), torch.ones(2, 3, dtype=torch.float64),
-                       0.2, 0.2), {})
+    def make(g):
+        ratio = torch.rand(2, 3, dtype=torch.float64, generator=g) + 0.5
+        adv = torch.randn(2, 3, dtype=torch.float64, generator=g)
+        return (ratio, adv, torch.ones(2, 3, dtype=torch.float64), 0.2, 0.2), {}
+
+    def wrong(*a):
+        return {**erl.clip_fractions(*a), "clip_frac": torch.zeros(2, dtype=torch.float64)}
+
     assert erl.exercises.compare(erl.clip_fractions, erl.clip_fractions, make, verbose=False)
-    wrong = lambda *a: {**erl.clip_fractions(*a), "clip_frac": torch.zeros(2, dtype=torch.float64)}  # noqa: E731
     assert not erl.exercises.compare(wrong, erl.clip_fractions, make, verbose=False)

@@ -1,4 +1,5 @@
 """bf16 helpers: rounding, ratio bias, and the algebra of a biased ratio as asymmetric clipping."""
+
 import pytest
 import torch
 
@@ -43,8 +44,8 @@ def test_ratio_stats_and_expected_ratio():
 def test_round_bf16_float64_rounds_once_to_nearest_even():
     x = torch.tensor([27.1874998827005, 1.0 + 2**-8, 1.0 + 3 * 2**-8, -300.7, 1e-45, 3.5e38], dtype=torch.float64)
     out = erl.round_bf16(x)
-    assert out[0].item() == 27.125          # the fp32 detour would give 27.25
-    assert out[1].item() == 1.0             # a tie goes to the even neighbour
+    assert out[0].item() == 27.125  # the fp32 detour would give 27.25
+    assert out[1].item() == 1.0  # a tie goes to the even neighbour
     assert out[2].item() == 1.0 + 4 * 2**-8
     assert out[3].item() == -300.0
     g = torch.Generator().manual_seed(0)

@@ -12,6 +12,7 @@ Each property is a one-line claim from paper.md / design.md:
 
 Kept fast (a few seconds in all): ~100-200 examples per property, no deadline (torch's first call is slow).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,6 +38,7 @@ def finite(dtype: torch.dtype, **kw) -> st.SearchStrategy[float]:
 
 # --- REPO-R: sign preservation ---------------------------------------------------------------------
 
+
 @st.composite
 def repo_r_batch(draw, zeta_bound: float | None):
     dtype = draw(DTYPES)
@@ -44,8 +46,9 @@ def repo_r_batch(draw, zeta_bound: float | None):
     # Advantages: any finite value, with exact zeros mixed in (A = 0 must stay 0).
     adv = draw(st.lists(st.one_of(st.just(0.0), finite(dtype)), min_size=n, max_size=n))
     # log π: <= 0, including -inf (π = 0), values far below the -20 floor, and exactly 0 (π = 1).
-    logp = draw(st.lists(st.one_of(st.just(NEG_INF), st.just(0.0), finite(dtype, max_value=0.0)),
-                         min_size=n, max_size=n))
+    logp = draw(
+        st.lists(st.one_of(st.just(NEG_INF), st.just(0.0), finite(dtype, max_value=0.0)), min_size=n, max_size=n)
+    )
     if zeta_bound is None:
         zeta = draw(st.floats(allow_nan=False, allow_infinity=False))
     else:
@@ -92,6 +95,7 @@ def test_repo_r_zeta_zero_is_identity_and_no_grad_through_logp(batch) -> None:
 
 # --- Group advantages ---------------------------------------------------------------------------
 
+
 @st.composite
 def equal_groups(draw):
     dtype = draw(DTYPES)
@@ -107,8 +111,10 @@ def test_equal_rewards_give_zero_advantages(groups, kind: str, eps: float) -> No
     rewards = torch.tensor(values, dtype=dtype).repeat_interleave(g)  # len(values) groups, each all equal
     adv = erl.group_advantages(rewards, g, kind, eps)
     assert not torch.isnan(adv).any()
-    assert (adv == 0).all(), (f"group_advantages(torch.tensor({values}, dtype={dtype}).repeat_interleave({g}), "
-                              f"{g}, {kind!r}, eps={eps}) = {adv.tolist()}")
+    assert (adv == 0).all(), (
+        f"group_advantages(torch.tensor({values}, dtype={dtype}).repeat_interleave({g}), "
+        f"{g}, {kind!r}, eps={eps}) = {adv.tolist()}"
+    )
 
 
 @st.composite
@@ -132,19 +138,23 @@ def test_rloo_sums_to_zero_within_groups(data) -> None:
     assert (adv.double().reshape(-1, g).sum(-1).abs() <= tol).all()
     # And it is the definition: R_i minus the mean of the other G-1 rewards.
     others = (r.sum(-1, keepdim=True) - r) / (g - 1)
-    torch.testing.assert_close(adv.double().reshape(-1, g), r - others,
-                               atol=float(tol.max()), rtol=1e-5 if rewards.dtype == torch.float32 else 1e-12)
+    torch.testing.assert_close(
+        adv.double().reshape(-1, g),
+        r - others,
+        atol=float(tol.max()),
+        rtol=1e-5 if rewards.dtype == torch.float32 else 1e-12,
+    )
 
 
 # --- Entropy and the centred log-probability ------------------------------------------------------
+
 
 @st.composite
 def logits_batch(draw):
     dtype = draw(DTYPES)
     k = draw(st.integers(1, 24))
     rows = draw(st.integers(1, 3))
-    entry = st.one_of(st.just(NEG_INF), finite(dtype, min_value=-1e4, max_value=1e4),
-                      st.sampled_from([-1e4, 1e4, 0.0]))
+    entry = st.one_of(st.just(NEG_INF), finite(dtype, min_value=-1e4, max_value=1e4), st.sampled_from([-1e4, 1e4, 0.0]))
     z = draw(st.lists(st.lists(entry, min_size=k, max_size=k), min_size=rows, max_size=rows))
     for row in z:  # at least one finite logit per row: -inf marks a masked action, not all of them
         if all(v == NEG_INF for v in row):
@@ -190,8 +200,11 @@ def zeta_setup(draw):
     zeta_max = zeta_min * draw(st.floats(1.0, 1e4))
     seeds = draw(st.sampled_from([None, 1, 3]))  # None: one run (float value); else one ζ per seed
     start = st.one_of(st.just(0.0), st.floats(zeta_min, zeta_max), st.floats(-zeta_max, -zeta_min))
-    zeta = draw(start) if seeds is None else torch.tensor(draw(st.lists(start, min_size=seeds, max_size=seeds)),
-                                                         dtype=torch.float64)  # fp32 would round past the bounds
+    zeta = (
+        draw(start)
+        if seeds is None
+        else torch.tensor(draw(st.lists(start, min_size=seeds, max_size=seeds)), dtype=torch.float64)
+    )  # fp32 would round past the bounds
     target = draw(st.one_of(st.none(), ENTROPIES))
     steps = draw(st.integers(1, 40))
     if seeds is None:
@@ -237,7 +250,9 @@ def test_zeta_controller_small_start_is_rejected_or_leaves_the_gap(zeta: float) 
         return
     for h in (0.5, 0.5, 1.5, 0.5):  # too low, too low, too high, too low
         v = ctrl.update(h)
-        assert abs(v) >= 1e-4, f"ZetaController(zeta={zeta}, zeta_min=1e-4, target_entropy=1.0): |ζ| = {abs(v):.3g} < zeta_min"
+        assert abs(v) >= 1e-4, (
+            f"ZetaController(zeta={zeta}, zeta_min=1e-4, target_entropy=1.0): |ζ| = {abs(v):.3g} < zeta_min"
+        )
 
 
 @st.composite
@@ -267,6 +282,7 @@ def test_eps_high_controller_stays_in_bounds(setup) -> None:
 
 # --- pass@k ------------------------------------------------------------------------------------
 
+
 @st.composite
 def nck(draw):
     n = draw(st.integers(1, 200))
@@ -288,4 +304,3 @@ def test_pass_at_k_is_a_monotone_probability(args) -> None:
     exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
     assert abs(p - float(exact)) <= 1e-12
     assert (p == 0.0) == (c == 0) and (p == 1.0) == (n - c < k or float(exact) == 1.0)
-

@@ -1,4 +1,5 @@
 """REPO: the general form, the decorrelating β, the entropy-bonus identity, REPO-D and REPO-R."""
+
 import pytest
 import torch
 
@@ -61,7 +62,7 @@ def test_expected_repo_gradient_is_pg_plus_beta_entropy_gradient():
     zz = z.clone().requires_grad_(True)
     (g_h,) = torch.autograd.grad(erl.entropy(zz).sum(), zz)
     torch.testing.assert_close(g_repo, g_pg + beta * g_h, atol=1e-10, rtol=0)
-    assert (g_h.abs().max() > 0.1)  # the identity is not trivially 0 = 0
+    assert g_h.abs().max() > 0.1  # the identity is not trivially 0 = 0
 
 
 def test_decorrelating_beta_cancels_first_order_entropy_change():
@@ -79,8 +80,11 @@ def test_decorrelating_beta_cancels_first_order_entropy_change():
     assert bool((before.abs() > 1e-6).all())  # without REPO every row does change entropy
     torch.testing.assert_close(after, torch.zeros_like(after), atol=1e-14, rtol=0)
     # The true change is then second order: ~4x smaller when lr halves.
-    ratios = [erl.entropy_change_exact(z, erl.pg_logit_step(z, a_repo, lr)).abs().sum()
-              / erl.entropy_change_exact(z, erl.pg_logit_step(z, a_repo, lr / 2)).abs().sum() for lr in (0.02,)]
+    ratios = [
+        erl.entropy_change_exact(z, erl.pg_logit_step(z, a_repo, lr)).abs().sum()
+        / erl.entropy_change_exact(z, erl.pg_logit_step(z, a_repo, lr / 2)).abs().sum()
+        for lr in (0.02,)
+    ]
     assert ratios[0].item() == pytest.approx(4.0, rel=0.1)
 
 
@@ -126,6 +130,7 @@ def test_positive_beta_raises_entropy_negative_lowers():
 
 # -- shape_advantage: the one REPO entry point shared by the bandit engine and the LLM trainer --------------
 
+
 def test_shape_advantage_dispatches_to_each_variant():
     g = torch.Generator().manual_seed(0)
     adv = torch.randn(3, 5, generator=g, dtype=torch.float64)
@@ -134,16 +139,19 @@ def test_shape_advantage_dispatches_to_each_variant():
     w = torch.ones(3, 5, dtype=torch.float64)
     assert erl.shape_advantage(adv, logp, ent, w, None) is adv
     torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "repo_r", zeta=0.1), erl.repo_r(adv, logp, 0.1))
-    torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "beta", beta=0.5),
-                               erl.repo_advantage(adv, logp + ent, 0.5))
+    torch.testing.assert_close(
+        erl.shape_advantage(adv, logp, ent, w, "beta", beta=0.5), erl.repo_advantage(adv, logp + ent, 0.5)
+    )
     # REPO-D over every entry of a [B, T] batch: one β for the batch, ζ times the decorrelating β*.
     beta = erl.decorrelating_beta(adv, logp + ent, logp.exp(), w, dim=(-2, -1))
-    torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "repo_d", zeta=0.3, dim=(-2, -1)),
-                               adv - 0.3 * beta * (logp + ent))
+    torch.testing.assert_close(
+        erl.shape_advantage(adv, logp, ent, w, "repo_d", zeta=0.3, dim=(-2, -1)), adv - 0.3 * beta * (logp + ent)
+    )
     # ... and one β per row when reduced over the last dim only.
     beta_rows = erl.decorrelating_beta(adv, logp + ent, logp.exp(), w, dim=-1)
-    torch.testing.assert_close(erl.shape_advantage(adv, logp, ent, w, "decorrelate"),
-                               adv - beta_rows[:, None] * (logp + ent))
+    torch.testing.assert_close(
+        erl.shape_advantage(adv, logp, ent, w, "decorrelate"), adv - beta_rows[:, None] * (logp + ent)
+    )
     with pytest.raises(ValueError, match="variant"):
         erl.shape_advantage(adv, logp, ent, w, "repo_x")
 

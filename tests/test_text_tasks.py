@@ -6,7 +6,6 @@ import itertools
 
 import gymnasium as gym
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import environments  # noqa: F401  (registers the ids)
 from environments import SumToEnv, SumToShiftedEnv
@@ -24,6 +23,8 @@ from environments.text_tasks import (
 )
 
 IDS = ["erl/SumTo-v0", "erl/SumToShifted-v0"]
+
+
 def brute_force(prompt: str, max_len: int, shift: int) -> list[str]:
     """Every string over all of VOCAB up to max_len characters that verify() accepts."""
     return [

@@ -1,4 +1,5 @@
 """REPO and ADAPO inside TRL's GRPOTrainer (entropy_rl_lite.integrations.trl), on CPU with a tiny model."""
+
 from __future__ import annotations
 
 import importlib
@@ -10,12 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from trl_fixtures import make_trainer  # noqa: E402  (tests/ is on sys.path under pytest)
 
 import entropy_rl_lite as erl
 import entropy_rl_lite.integrations.trl as adapter
 from entropy_rl_lite.integrations.trl import EntropyControl
-
-from trl_fixtures import make_trainer  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def test_repo_r_advantages_are_exactly_erl_repo_r(tmp_path, monkeypatch):
@@ -41,8 +41,9 @@ def test_repo_r_advantages_are_exactly_erl_repo_r(tmp_path, monkeypatch):
 
 
 def test_eps_high_and_zeta_follow_the_controllers(tmp_path):
-    trainer = make_trainer(tmp_path, EntropyControl(repo="repo_r", zeta=0.05, zeta_control=True, zeta_max=1.0,
-                                                    adapo=True), max_steps=6)
+    trainer = make_trainer(
+        tmp_path, EntropyControl(repo="repo_r", zeta=0.05, zeta_control=True, zeta_max=1.0, adapo=True), max_steps=6
+    )
     trainer.train()
     hist = trainer.erl_history
     assert len(hist) == 6
@@ -76,14 +77,19 @@ def test_controller_state_survives_checkpoint_and_resume(tmp_path):
     resumed = make_trainer(tmp_path / "part", control, max_steps=6)
     resumed.train(resume_from_checkpoint=str(ckpt))
     # the resumed run starts step 4 with the saved values instead of the constructor's
-    assert resumed.erl_history[0]["zeta"] == saved["zeta"] and resumed.erl_history[0]["eps_high"] == saved["epsilon_high"]
+    assert (
+        resumed.erl_history[0]["zeta"] == saved["zeta"] and resumed.erl_history[0]["eps_high"] == saved["epsilon_high"]
+    )
     assert resumed.controls.controllers["zeta"].target_entropy == full.controls.controllers["zeta"].target_entropy
 
 
-@pytest.mark.parametrize("control,args,match", [
-    (EntropyControl(adapo=True), {"loss_type": "cispo"}, "ADAPO steers PPO's upper clip"),
-    (EntropyControl(repo="repo_r"), {"loss_type": "sapo"}, "REPO needs a loss"),
-])
+@pytest.mark.parametrize(
+    "control,args,match",
+    [
+        (EntropyControl(adapo=True), {"loss_type": "cispo"}, "ADAPO steers PPO's upper clip"),
+        (EntropyControl(repo="repo_r"), {"loss_type": "sapo"}, "REPO needs a loss"),
+    ],
+)
 def test_refuses_losses_it_cannot_reach(tmp_path, control, args, match):
     with pytest.raises(ValueError, match=match):
         make_trainer(tmp_path, control, warm_steps=0, **args)
@@ -100,6 +106,7 @@ def test_bad_settings_and_inert_adapo_are_reported(tmp_path):
 
 def test_unsupported_trl_version_fails_with_the_supported_range(monkeypatch):
     import trl
+
     monkeypatch.setattr(trl, "__version__", "0.9.0")
     with pytest.raises(ImportError, match=r"supports TRL >= 1.16, < 2.0.*found trl 0.9.0"):
         importlib.reload(adapter)
@@ -115,12 +122,28 @@ def test_two_ranks_hold_the_same_zeta_and_eps_high(tmp_path):
     # accelerate's multi-process launcher is torchrun behind `--multi_gpu`; with GRPOConfig(use_cpu=True) the
     # processes form a CPU group over gloo (`--cpu` alone would start a single process).
     import socket
+
     with socket.socket() as sock:  # a free port, not torchrun's fixed 29500 (another run may hold it)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
-           "--dynamo_backend", "no", str(script), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(port),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(script),
+        str(tmp_path),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
@@ -136,21 +159,22 @@ def test_two_ranks_hold_the_same_zeta_and_eps_high(tmp_path):
 def test_repo_d_uses_the_micro_batch_decorrelating_beta(tmp_path, monkeypatch):
     calls = []
     real = adapter.shape_advantage
-    monkeypatch.setattr(adapter, "shape_advantage",
-                        lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    monkeypatch.setattr(adapter, "shape_advantage", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
     trainer = make_trainer(tmp_path, EntropyControl(repo="repo_d", zeta=0.5), max_steps=2)
     trainer.train()
     assert len(calls) == 2
     for (adv, logp, ent, w, variant), kw in calls:
         assert variant == "repo_d" and kw["dim"] == (-2, -1) and kw["zeta"] == 0.5
         beta = erl.decorrelating_beta(adv, logp + ent, logp.exp(), w, dim=(-2, -1))
-        torch.testing.assert_close(real(adv, logp, ent, w, "repo_d", zeta=0.5, dim=(-2, -1)),
-                                   adv - 0.5 * beta * (logp + ent))
+        torch.testing.assert_close(
+            real(adv, logp, ent, w, "repo_d", zeta=0.5, dim=(-2, -1)), adv - 0.5 * beta * (logp + ent)
+        )
 
 
 def test_refuses_a_fused_loss_that_takes_one_advantage_per_sequence(tmp_path, monkeypatch):
     """Older TRL releases had use_liger_loss (a fused GRPO loss with [B] advantages); refuse it, saying why."""
     from trl import GRPOConfig
+
     monkeypatch.setattr(GRPOConfig, "use_liger_loss", True, raising=False)
     with pytest.raises(ValueError, match="one advantage per sequence"):
         make_trainer(tmp_path, EntropyControl(repo="repo_r"), warm_steps=0)

@@ -21,6 +21,7 @@ What it changes in TRL, and where (TRL >= 1.16, < 2; checked on import):
 Precision: TRL computes log-probs with its fused LM head; pass `cast_lm_head_to_fp32=True` for a bf16 model
 (this adapter warns when a non-fp32 model runs without it), so the ratios and REPO-R's log π are fp32.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,13 +45,15 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 SUPPORTED_TRL = (Version("1.16"), Version("2.0"))  # [low, high): the extension points read below exist there
 if not SUPPORTED_TRL[0] <= Version(trl.__version__) < SUPPORTED_TRL[1]:
-    raise ImportError(f"entropy_rl_lite.integrations.trl supports TRL >= {SUPPORTED_TRL[0]}, < {SUPPORTED_TRL[1]} "
-                      f"(it overrides GRPOTrainer._compute_loss and _get_per_token_logps_and_entropies); "
-                      f"found trl {trl.__version__}")
+    raise ImportError(
+        f"entropy_rl_lite.integrations.trl supports TRL >= {SUPPORTED_TRL[0]}, < {SUPPORTED_TRL[1]} "
+        f"(it overrides GRPOTrainer._compute_loss and _get_per_token_logps_and_entropies); "
+        f"found trl {trl.__version__}"
+    )
 
 SUPPORTED_REPO = (None, "repo_r", "repo_d")
 REPO_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo")  # losses that multiply a per-token advantage
-ADAPO_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo")          # losses whose epsilon_high is PPO's upper clip
+ADAPO_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo")  # losses whose epsilon_high is PPO's upper clip
 STATE_FILE = "erl_entropy_control.json"
 
 
@@ -67,8 +70,10 @@ class EntropyControl(EntropyControlFields):
         super().__post_init__()
         check_choice("repo", self.repo, SUPPORTED_REPO)
         if self.entropy_coef != 0 or self.entropy_coef_control:
-            raise ValueError("the TRL adapter has no explicit entropy bonus: leave entropy_coef = 0 and "
-                             "entropy_coef_control = False (REPO is the bonus estimated from sampled tokens)")
+            raise ValueError(
+                "the TRL adapter has no explicit entropy bonus: leave entropy_coef = 0 and "
+                "entropy_coef_control = False (REPO is the bonus estimated from sampled tokens)"
+            )
 
 
 class EntropyControlGRPOTrainer(GRPOTrainer):
@@ -78,22 +83,37 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         self.entropy_control = ec = entropy_control or EntropyControl()
         if getattr(self.args, "use_liger_loss", False):
-            raise ValueError("use_liger_loss=True computes the GRPO loss in a fused kernel that takes one advantage "
-                             "per sequence; REPO's per-token advantages and ADAPO's epsilon_high cannot reach it. "
-                             "Turn it off to use entropy control.")
+            raise ValueError(
+                "use_liger_loss=True computes the GRPO loss in a fused kernel that takes one advantage "
+                "per sequence; REPO's per-token advantages and ADAPO's epsilon_high cannot reach it. "
+                "Turn it off to use entropy control."
+            )
         if ec.repo is not None and self.loss_type not in REPO_LOSSES:
-            raise ValueError(f"REPO needs a loss that multiplies per-token advantages {REPO_LOSSES}, "
-                             f"got loss_type={self.loss_type!r}")
+            raise ValueError(
+                f"REPO needs a loss that multiplies per-token advantages {REPO_LOSSES}, "
+                f"got loss_type={self.loss_type!r}"
+            )
         if ec.adapo and self.loss_type not in ADAPO_LOSSES:
-            raise ValueError(f"ADAPO steers PPO's upper clip: loss_type must be one of {ADAPO_LOSSES}, "
-                             f"got {self.loss_type!r}")
-        if ec.adapo and self.args.num_iterations == 1 and self.args.steps_per_generation <= self.args.gradient_accumulation_steps:
-            warnings.warn("ADAPO is inert here: with num_iterations=1 and one generation batch per optimizer step the "
-                          "ratio is exactly 1, so epsilon_high never binds (set num_iterations > 1)", stacklevel=2)
+            raise ValueError(
+                f"ADAPO steers PPO's upper clip: loss_type must be one of {ADAPO_LOSSES}, got {self.loss_type!r}"
+            )
+        if (
+            ec.adapo
+            and self.args.num_iterations == 1
+            and self.args.steps_per_generation <= self.args.gradient_accumulation_steps
+        ):
+            warnings.warn(
+                "ADAPO is inert here: with num_iterations=1 and one generation batch per optimizer step the "
+                "ratio is exactly 1, so epsilon_high never binds (set num_iterations > 1)",
+                stacklevel=2,
+            )
         dtype = next(self.model.parameters()).dtype
         if dtype != torch.float32 and not self.args.cast_lm_head_to_fp32:
-            warnings.warn(f"the model runs in {dtype} without cast_lm_head_to_fp32=True: log-probs, ratios and REPO's "
-                          "log π are then not computed in fp32 (chapter 05)", stacklevel=2)
+            warnings.warn(
+                f"the model runs in {dtype} without cast_lm_head_to_fp32=True: log-probs, ratios and REPO's "
+                "log π are then not computed in fp32 (chapter 05)",
+                stacklevel=2,
+            )
         self.controls = EntropyControls(ec, eps_high=self.epsilon_high)  # ζ and ε_high; TRL's epsilon_high starts it
         self._erl_window: torch.Tensor | None = None  # [Σ mask·H, Σ mask] over the micro-batches of one step
         self._erl_pending: Any = None
@@ -110,8 +130,10 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
         hook, self._erl_pending = self._erl_pending, None
         if hook is not None:  # only the current-policy pass inside _compute_loss sets it
             if entropies is None:
-                raise RuntimeError("TRL's loss pass returned no entropies; this TRL version computes the loss "
-                                   "differently from what the adapter supports")
+                raise RuntimeError(
+                    "TRL's loss pass returned no entropies; this TRL version computes the loss "
+                    "differently from what the adapter supports"
+                )
             hook(logps, entropies)
         return logps, entropies, aux
 
@@ -119,7 +141,9 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
         if not self._erl_active:
             return super()._compute_loss(model, inputs)
         inputs = dict(inputs)  # TRL reuses the buffered batch for num_iterations > 1: never mutate it
-        mask = inputs["completion_mask"] if "tool_mask" not in inputs else inputs["completion_mask"] * inputs["tool_mask"]
+        mask = (
+            inputs["completion_mask"] if "tool_mask" not in inputs else inputs["completion_mask"] * inputs["tool_mask"]
+        )
         training = self.model.training
         ec = self.entropy_control
 
@@ -129,8 +153,9 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
                 adv = inputs["advantages"].float()
                 adv = adv[:, None].expand_as(logp) if adv.dim() == 1 else adv
                 variant = "repo_r" if ec.repo == "repo_r" else "repo_d"
-                inputs["advantages"] = shape_advantage(adv, logp, ent, w, variant, zeta=float(self.controls.zeta),
-                                                       dim=(-2, -1))
+                inputs["advantages"] = shape_advantage(
+                    adv, logp, ent, w, variant, zeta=float(self.controls.zeta), dim=(-2, -1)
+                )
             if training:
                 stats = torch.stack([(ent * w).sum(), w.sum()])
                 self._erl_window = stats if self._erl_window is None else self._erl_window + stats
@@ -152,8 +177,14 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
         entropy = (total[0] / total[1].clamp(min=1.0)).item()
         # Logged: the values this step ran with (as erl.llm.Trainer logs them), then the update for the next step.
         zeta, eps_high = float(self.controls.zeta), float(self.controls.eps_high)
-        self.erl_history.append({"entropy": entropy, "local_entropy": (local[0] / local[1].clamp(min=1.0)).item(),
-                                 "zeta": zeta, "eps_high": eps_high})
+        self.erl_history.append(
+            {
+                "entropy": entropy,
+                "local_entropy": (local[0] / local[1].clamp(min=1.0)).item(),
+                "zeta": zeta,
+                "eps_high": eps_high,
+            }
+        )
         metrics = self._metrics["train"]
         metrics["erl/entropy"].append(entropy)
         if self.entropy_control.repo is not None:
@@ -166,8 +197,12 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
     # -- checkpoints ------------------------------------------------------------------------------------
     def erl_state_dict(self) -> dict[str, Any]:
         """Controller state and the values in force (JSON-serialisable)."""
-        return {"zeta": float(self.controls.zeta), "epsilon_high": self.epsilon_high,
-                "config": asdict(self.entropy_control), "controllers": self.controls.state_dict()}
+        return {
+            "zeta": float(self.controls.zeta),
+            "epsilon_high": self.epsilon_high,
+            "config": asdict(self.entropy_control),
+            "controllers": self.controls.state_dict(),
+        }
 
     def erl_load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `erl_state_dict()`: the controllers, and TRL's epsilon_high in force."""
@@ -179,7 +214,9 @@ class EntropyControlGRPOTrainer(GRPOTrainer):
         if self._erl_active and self.args.should_save:
             from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            folder = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
             with open(os.path.join(folder, STATE_FILE), "w") as f:
                 json.dump(self.erl_state_dict(), f)
 

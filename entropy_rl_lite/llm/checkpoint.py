@@ -10,6 +10,7 @@ A checkpoint directory holds
 Every float is stored bit-exactly (safetensors for tensors; JSON floats round-trip through repr), which
 is what lets a resumed run reproduce an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,21 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+
+from .config import TrainConfig
+from .model import load_model, quiet_peft
+
+# Fields a resumed run cannot change: the optimizer's kind, the model, the random streams, which controllers exist.
+FIXED_ON_RESUME = (
+    "profile",
+    "dtype",
+    "seed",
+    "optimizer",
+    "adapo",
+    "zeta_control",
+    "entropy_coef_control",
+    "target_entropy",
+)
 
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
@@ -66,3 +82,45 @@ def load_state(directory: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     if missing:
         raise FileNotFoundError(f"{str(directory)!r} is not a complete checkpoint: missing {missing}")
     return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())
+
+
+def task_info(task: Any) -> dict[str, Any]:
+    """What identifies a task, saved with a checkpoint so resuming on a different task fails loudly."""
+    return {
+        "class": type(task).__name__,
+        "prompts": list(task.prompts),
+        "max_len": task.max_len,
+        "shift": getattr(task, "shift", None),
+    }
+
+
+def is_peft(model: Any) -> bool:
+    """Whether `model` is a peft wrapper (peft is optional: without it nothing can be one)."""
+    try:
+        import peft
+    except ImportError:
+        return False
+    return isinstance(model, peft.PeftModel)
+
+
+def resume_config(saved: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+    """The saved TrainConfig with `overrides` applied; refuses to change the FIXED_ON_RESUME fields."""
+    config = TrainConfig.from_dict(saved)
+    fixed = [k for k, v in overrides.items() if k in FIXED_ON_RESUME and v != getattr(config, k)]
+    if fixed:
+        raise ValueError(
+            f"cannot change {fixed} when resuming: they fix the optimizer, the model, the random "
+            f"streams or which controllers exist; start a new run instead. Changeable: everything "
+            f"else (steps, lr, weight_decay, eps_*, zeta_max, log_path, ...)"
+        )
+    return config.replace(**overrides)
+
+
+def load_checkpoint_model(directory: str | Path, base_model_path: str | None) -> torch.nn.Module:
+    """The model of a checkpoint: its weights, or for a LoRA run the frozen base with the saved adapters."""
+    if base_model_path is None:
+        return load_model(directory)
+    import peft
+
+    with quiet_peft():
+        return peft.PeftModel.from_pretrained(load_model(base_model_path), directory, is_trainable=True)

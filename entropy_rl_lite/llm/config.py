@@ -3,6 +3,7 @@
 The RL knobs have the same names and meanings as the bandit engine's `BanditConfig` (objective,
 advantage, eps_low/eps_high, repo, zeta, adapo, ...), because both feed the same library functions.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,32 +31,35 @@ class TrainConfig(RLFields):
     """
 
     # model and sampling
-    profile: str = "ci"              # model size (profiles.PROFILES); ignored when a model is passed in
-    dtype: str = "float32"           # weights of a model the trainer builds (the CLI loads checkpoints in it);
-                                     # log-probs, entropies, ratios and advantages stay fp32 whatever it is
+    profile: str = "ci"  # model size (profiles.PROFILES); ignored when a model is passed in
+    # weights of a model the trainer builds (the CLI loads checkpoints in it); log-probs, entropies, ratios
+    # and advantages stay fp32 whatever it is
+    dtype: str = "float32"
     seed: int = 0
-    steps: int = 50                  # RL iterations: one sampled batch each
-    prompts_per_step: int = 8        # distinct prompts per batch (each sampled group_size times)
-    max_new_tokens: int = 4          # completion budget, end token included
-    temperature: float = 1.0         # sampling and scoring temperature
+    steps: int = 50  # RL iterations: one sampled batch each
+    prompts_per_step: int = 8  # distinct prompts per batch (each sampled group_size times)
+    max_new_tokens: int = 4  # completion budget, end token included
+    temperature: float = 1.0  # sampling and scoring temperature
     # optimisation (lr and epochs are RLFields')
     optimizer: str = "adamw"
     weight_decay: float = 0.0
-    minibatches: int = 1             # updates per epoch; clipping (and ADAPO) binds from the second update on
-    grad_accum: int = 1              # micro-batches per update: gradients accumulate, memory shrinks; the same
-                                     # update except REPO-D's β and Clip-Cov/KL-Cov's token choice (per micro-batch)
-    fuse_logp_old: bool = True       # with one update per epoch (minibatches = grad_accum = 1), take logp_old from
-                                     # the first update's forward pass instead of a separate no-grad pass
-    amp: bool = False                # bf16 autocast for the transformer (GPU); log-probs stay fp32 regardless
+    minibatches: int = 1  # updates per epoch; clipping (and ADAPO) binds from the second update on
+    # micro-batches per update: gradients accumulate, memory shrinks; the same update except REPO-D's β and
+    # Clip-Cov/KL-Cov's token choice (made per micro-batch)
+    grad_accum: int = 1
+    # with one update per epoch (minibatches = grad_accum = 1), take logp_old from the first update's forward
+    # pass instead of a separate no-grad pass (Trainer._old_logprobs)
+    fuse_logp_old: bool = True
+    amp: bool = False  # bf16 autocast for the transformer (GPU); log-probs stay fp32 regardless
     max_grad_norm: float | None = 1.0  # None: no clipping
-    agg: str = "token-mean"          # how per-token losses become one number (losses.AGGREGATIONS)
+    agg: str = "token-mean"  # how per-token losses become one number (losses.AGGREGATIONS)
     # logging and checkpoints
-    pass_k: int = 4                  # k of the logged pass@k (<= group_size)
-    chunk_size: int | None = None    # tokens per fp32 [tokens × V] block in token_logprobs; None: from its
-                                     # memory budget (logprobs.BLOCK_MIB per block)
-    log_path: str | None = None      # JSONL metrics, one line per step
+    pass_k: int = 4  # k of the logged pass@k (<= group_size)
+    # tokens per fp32 [tokens × V] block in token_logprobs; None: from its memory budget (logprobs.BLOCK_MIB)
+    chunk_size: int | None = None
+    log_path: str | None = None  # JSONL metrics, one line per step
     checkpoint_dir: str | None = None
-    checkpoint_every: int = 0        # 0: only when asked (Trainer.save)
+    checkpoint_every: int = 0  # 0: only when asked (Trainer.save)
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the fields shared with the bandit engine's BanditConfig
@@ -72,14 +76,17 @@ class TrainConfig(RLFields):
         check_int("minibatches", self.minibatches, low=1)
         check_int("grad_accum", self.grad_accum, low=1)
         if self.minibatches * self.grad_accum > self.prompts_per_step * self.group_size:
-            raise ValueError(f"minibatches × grad_accum = {self.minibatches * self.grad_accum} exceeds the batch of "
-                             f"{self.prompts_per_step * self.group_size} sequences")
+            raise ValueError(
+                f"minibatches × grad_accum = {self.minibatches * self.grad_accum} exceeds the batch of "
+                f"{self.prompts_per_step * self.group_size} sequences"
+            )
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True)
         check_int("pass_k", self.pass_k, low=1)
         if self.pass_k > self.group_size:
-            raise ValueError(f"pass_k must be <= group_size={self.group_size} (pass@k needs k samples), "
-                             f"got {self.pass_k}")
+            raise ValueError(
+                f"pass_k must be <= group_size={self.group_size} (pass@k needs k samples), got {self.pass_k}"
+            )
         if self.chunk_size is not None:
             check_int("chunk_size", self.chunk_size, low=1)
         check_int("checkpoint_every", self.checkpoint_every, low=0)
@@ -95,8 +102,9 @@ class TrainConfig(RLFields):
         """A copy with some fields changed (validated again); unknown field names raise."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}; known: "
-                             f"{[f.name for f in dataclasses.fields(self)]}")
+            raise ValueError(
+                f"unknown TrainConfig field(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(self)]}"
+            )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

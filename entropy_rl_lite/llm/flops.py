@@ -12,6 +12,7 @@ PaLM appendix B):
 MFU = achieved training FLOP/s ÷ the device's peak dense bf16 FLOP/s. The no-grad log-prob pass and
 `generate` are not counted (they are inference work; tokens/s covers them).
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Nothing is downloaded: `build_model` uses a transformers config with random weights, and `load_model`
 reads only a local directory (a string is never treated as a hub id).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,9 +12,15 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel,
-                          PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM)
-
+from transformers import (
+    AutoModelForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 from transformers.utils import logging as hf_logging
 
 from .profiles import PROFILES, ModelSize, resolve_profile
@@ -21,16 +28,25 @@ from .profiles import PROFILES, ModelSize, resolve_profile
 _ARCH = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
 
 
-def build_model(tokenizer: PreTrainedTokenizerBase, profile: str | ModelSize | None = "ci", seed: int = 0,
-                dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+def build_model(
+    tokenizer: PreTrainedTokenizerBase,
+    profile: str | ModelSize | None = "ci",
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> PreTrainedModel:
     """Random-init causal LM with vocab_size = len(tokenizer) and its pad/bos/eos ids (None: resolve_profile())."""
     size = profile if isinstance(profile, ModelSize) else PROFILES[resolve_profile(profile)]
     config_cls, model_cls = _ARCH[size.arch]
     config = config_cls(
-        vocab_size=len(tokenizer), hidden_size=size.hidden_size, intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.num_hidden_layers, num_attention_heads=size.num_attention_heads,
-        num_key_value_heads=size.num_key_value_heads, max_position_embeddings=size.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden_size,
+        intermediate_size=size.intermediate_size,
+        num_hidden_layers=size.num_hidden_layers,
+        num_attention_heads=size.num_attention_heads,
+        num_key_value_heads=size.num_key_value_heads,
+        max_position_embeddings=size.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,  # a separate head keeps lm_head_weight a distinct parameter for every profile
     )
@@ -68,8 +84,10 @@ def load_model(path: str | Path, dtype: torch.dtype | None = None) -> PreTrained
     path = Path(path)
     if not path.is_dir() or not (path / "config.json").is_file():
         # Checked here so a typo fails clearly instead of becoming a (blocked) hub download attempt.
-        raise FileNotFoundError(f"no local model checkpoint at {str(path)!r} (expected a directory with "
-                                "config.json, as written by save_pretrained); hub ids are not loaded")
+        raise FileNotFoundError(
+            f"no local model checkpoint at {str(path)!r} (expected a directory with "
+            "config.json, as written by save_pretrained); hub ids are not loaded"
+        )
     kwargs = {} if dtype is None else {"dtype": dtype}
     with quiet_progress():
         return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **kwargs)

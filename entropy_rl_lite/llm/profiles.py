@@ -4,6 +4,7 @@ Only sizes differ between profiles; every profile builds the same architecture t
 a ci run exercises exactly the code a gpu run does. Parameter counts below are measured with the default
 14-token `CharTokenizer` and untied embeddings (tests/test_llm_model.py checks the ranges).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,14 +36,35 @@ class ModelSize:
 
 PROFILES: dict[str, ModelSize] = {
     # 19,488 params; forward+backward on 16×12 tokens takes a few ms on one CPU core.
-    "ci": ModelSize("llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128),
+    "ci": ModelSize(
+        "llama",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    ),
     # 1,971,840 params: learns the text tasks on a laptop in minutes.
-    "cpu": ModelSize("llama", hidden_size=128, intermediate_size=512, num_hidden_layers=8,
-                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256),
+    "cpu": ModelSize(
+        "llama",
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    ),
     # 75,538,176 params (~0.3 GB in fp32): a real run on one GPU.
-    "gpu": ModelSize("llama", hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
-                     num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=1024),
+    "gpu": ModelSize(
+        "llama",
+        hidden_size=768,
+        intermediate_size=2048,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+    ),
 }
 
 

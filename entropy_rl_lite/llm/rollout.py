@@ -11,6 +11,7 @@ Layout of a batch of N = prompts × group_size sequences (prompts left-padded to
     attention_mask  [N, P + T]   1 on real prompt tokens and on completion tokens up to and incl. eos
     completion_mask [N, T]       float: 1 on completion tokens up to and including the first eos
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,13 +29,13 @@ from .model import lm_head_weight
 class Rollout:
     """A batch of sampled completions, grouped: rows g·G .. g·G+G-1 answer prompts[g]."""
 
-    prompts: list[str]          # [P_n] distinct prompts, in batch order
-    group_size: int             # G completions per prompt
-    completions: list[str]      # [N] decoded completion text before the end token
-    input_ids: Tensor           # [N, P + T]
-    attention_mask: Tensor      # [N, P + T]
-    completion_mask: Tensor     # [N, T] float32
-    ended: Tensor               # [N] bool: the completion produced the end token within the budget
+    prompts: list[str]  # [P_n] distinct prompts, in batch order
+    group_size: int  # G completions per prompt
+    completions: list[str]  # [N] decoded completion text before the end token
+    input_ids: Tensor  # [N, P + T]
+    attention_mask: Tensor  # [N, P + T]
+    completion_mask: Tensor  # [N, T] float32
+    ended: Tensor  # [N] bool: the completion produced the end token within the budget
 
     @property
     def prompt_len(self) -> int:
@@ -44,7 +45,7 @@ class Rollout:
     @property
     def completion_ids(self) -> Tensor:
         """[N, T] the sampled completion tokens (pad after the end)."""
-        return self.input_ids[:, self.prompt_len:]
+        return self.input_ids[:, self.prompt_len :]
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -57,8 +58,15 @@ class Rollout:
 
     def select(self, rows: Tensor) -> "Rollout":
         """The rows `rows` ([n] long) as a new Rollout (for minibatches); grouping is not kept (G = 1)."""
-        return Rollout([], 1, [self.completions[i] for i in rows.tolist()], self.input_ids[rows],
-                       self.attention_mask[rows], self.completion_mask[rows], self.ended[rows])
+        return Rollout(
+            [],
+            1,
+            [self.completions[i] for i in rows.tolist()],
+            self.input_ids[rows],
+            self.attention_mask[rows],
+            self.completion_mask[rows],
+            self.ended[rows],
+        )
 
 
 def _completion_mask(completion_ids: Tensor, eos_id: int) -> tuple[Tensor, Tensor]:
@@ -84,8 +92,14 @@ def decode_completions(tokenizer: PreTrainedTokenizerBase, completion_ids: Tenso
 
 
 @torch.no_grad()
-def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], group_size: int,
-           max_new_tokens: int, temperature: float = 1.0) -> Rollout:
+def sample(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    group_size: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+) -> Rollout:
     """Sample `group_size` completions for each prompt with `generate` (KV cache, pure sampling).
 
     Randomness comes from torch's global RNG (that is what `generate` uses), so seed it or restore its
@@ -107,9 +121,16 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
     enc = {k: v.repeat_interleave(group_size, dim=0).to(device) for k, v in enc.items()}
     # A fresh GenerationConfig, not the checkpoint's: a shipped repetition_penalty, min_p, suppress_tokens...
     # would sample from something other than softmax(z/temperature), the distribution logp_old scores.
-    gen_config = GenerationConfig(do_sample=True, top_k=0, top_p=1.0, temperature=temperature,
-                                  max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                  eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    gen_config = GenerationConfig(
+        do_sample=True,
+        top_k=0,
+        top_p=1.0,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     out = model.generate(**enc, generation_config=gen_config)
     model.train(was_training)
     P = enc["input_ids"].shape[1]
@@ -120,15 +141,24 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
     mask, ended = _completion_mask(completion_ids, tokenizer.eos_token_id)
     input_ids = torch.cat([enc["input_ids"], completion_ids], dim=1)
     attention_mask = torch.cat([enc["attention_mask"], mask.to(enc["attention_mask"].dtype)], dim=1)
-    return Rollout(list(prompts), group_size, decode_completions(tokenizer, completion_ids.cpu(), mask.cpu()),
-                   input_ids, attention_mask, mask, ended)
+    return Rollout(
+        list(prompts),
+        group_size,
+        decode_completions(tokenizer, completion_ids.cpu(), mask.cpu()),
+        input_ids,
+        attention_mask,
+        mask,
+        ended,
+    )
 
 
 def check_left_padding(tokenizer: PreTrainedTokenizerBase) -> None:
     """Prompts must be left-padded: right padding puts new tokens after pads and shifts their positions."""
     if getattr(tokenizer, "padding_side", "left") != "left":
-        raise ValueError(f"tokenizer.padding_side must be 'left' for decoder-only generation, got "
-                         f"{tokenizer.padding_side!r} (set tokenizer.padding_side = 'left')")
+        raise ValueError(
+            f"tokenizer.padding_side must be 'left' for decoder-only generation, got "
+            f"{tokenizer.padding_side!r} (set tokenizer.padding_side = 'left')"
+        )
 
 
 def check_scorable(model: PreTrainedModel) -> None:
@@ -137,12 +167,16 @@ def check_scorable(model: PreTrainedModel) -> None:
     for key in ("final_logit_softcapping", "logit_scale", "output_multiplier_scale"):
         value = getattr(cfg, key, None)
         if value not in (None, 1, 1.0):
-            raise ValueError(f"model config has {key}={value}: its logits are not hidden·Wᵀ, so the fp32 chunked "
-                             "log-prob path would score a different distribution; this model is not supported")
+            raise ValueError(
+                f"model config has {key}={value}: its logits are not hidden·Wᵀ, so the fp32 chunked "
+                "log-prob path would score a different distribution; this model is not supported"
+            )
     head = model.get_output_embeddings()
     if getattr(head, "bias", None) is not None:
-        raise ValueError("the model's output layer has a bias; token_logprobs computes hidden·Wᵀ without one, so "
-                         "this model is not supported")
+        raise ValueError(
+            "the model's output layer has a bias; token_logprobs computes hidden·Wᵀ without one, so "
+            "this model is not supported"
+        )
 
 
 def rng_devices(device: torch.device) -> list[int]:
@@ -161,14 +195,30 @@ def seed_rng(seed: int, device: torch.device) -> None:
             torch.cuda.manual_seed(seed)
 
 
+def get_rng_state(device: torch.device) -> dict[str, Tensor]:
+    """The global CPU RNG state and, on CUDA, `device`'s: what sampling draws from."""
+    rng = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def set_rng_state(rng: dict[str, Tensor], device: torch.device) -> None:
+    """Restore what `get_rng_state` returned."""
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
 def position_ids(attention_mask: Tensor) -> Tensor:
     """[N, L] -> [N, L]: positions counted over real tokens only, as `generate` does for left padding."""
     pos = attention_mask.long().cumsum(dim=1) - 1
     return pos.clamp_min(0)
 
 
-def completion_logprobs(model: PreTrainedModel, rollout: Rollout, chunk_size: int | None = None,
-                        temperature: float = 1.0, amp: bool = False) -> tuple[Tensor, Tensor]:
+def completion_logprobs(
+    model: PreTrainedModel, rollout: Rollout, chunk_size: int | None = None, temperature: float = 1.0, amp: bool = False
+) -> tuple[Tensor, Tensor]:
     """fp32 log π(token) and full-vocabulary entropy H at every completion position: ([N, T], [N, T]).
 
     One forward pass of the decoder (no [N, L, V] logits in the model's dtype), then `token_logprobs`
@@ -179,25 +229,31 @@ def completion_logprobs(model: PreTrainedModel, rollout: Rollout, chunk_size: in
     P = rollout.prompt_len
     device = rollout.input_ids.device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        hidden = model.get_decoder()(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
-                                     position_ids=position_ids(rollout.attention_mask),
-                                     use_cache=False).last_hidden_state
+        hidden = model.get_decoder()(
+            input_ids=rollout.input_ids,
+            attention_mask=rollout.attention_mask,
+            position_ids=position_ids(rollout.attention_mask),
+            use_cache=False,
+        ).last_hidden_state
     # The hidden state at position t predicts token t+1: completion tokens P..P+T-1 come from P-1..P+T-2.
-    h = hidden[:, P - 1:-1]
-    return token_logprobs(h, lm_head_weight(model), rollout.completion_ids, chunk_size=chunk_size,
-                          temperature=temperature)
+    h = hidden[:, P - 1 : -1]
+    return token_logprobs(
+        h, lm_head_weight(model), rollout.completion_ids, chunk_size=chunk_size, temperature=temperature
+    )
 
 
-def rollout_from_text(tokenizer: PreTrainedTokenizerBase, prompts: list[str], completions: list[str],
-                      max_new_tokens: int | None = None) -> Rollout:
+def rollout_from_text(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], completions: list[str], max_new_tokens: int | None = None
+) -> Rollout:
     """Score given text: one row per (prompt, completion), the completion followed by the end token.
 
     Same layout as `sample` (prompts left-padded, completions right-padded to T = max_new_tokens, or to
     the longest completion + 1), so `completion_logprobs` scores supervised targets and sampled ones alike.
     """
     if len(prompts) != len(completions) or not prompts:
-        raise ValueError(f"prompts and completions must be non-empty and of equal length, got "
-                         f"{len(prompts)} and {len(completions)}")
+        raise ValueError(
+            f"prompts and completions must be non-empty and of equal length, got {len(prompts)} and {len(completions)}"
+        )
     check_left_padding(tokenizer)
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -207,5 +263,12 @@ def rollout_from_text(tokenizer: PreTrainedTokenizerBase, prompts: list[str], co
         raise ValueError(f"a completion plus its end token is longer than max_new_tokens={T}")
     completion_ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows])
     mask, ended = _completion_mask(completion_ids, eos)
-    return Rollout(list(prompts), 1, list(completions), torch.cat([enc["input_ids"], completion_ids], 1),
-                   torch.cat([enc["attention_mask"], mask.long()], 1), mask, ended)
+    return Rollout(
+        list(prompts),
+        1,
+        list(completions),
+        torch.cat([enc["input_ids"], completion_ids], 1),
+        torch.cat([enc["attention_mask"], mask.long()], 1),
+        mask,
+        ended,
+    )

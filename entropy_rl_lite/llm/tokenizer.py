@@ -39,8 +39,9 @@ class CharTokenizer(PreTrainedTokenizer):
     vocab_files_names: dict[str, str] = {}  # no vocab file: `alphabet` is saved in tokenizer_config.json
     model_input_names = ["input_ids", "attention_mask"]  # no token_type_ids: a causal LM takes none
 
-    def __init__(self, alphabet: str = DEFAULT_ALPHABET, eos_token: str | Any = ".",
-                 padding_side: str = "left", **kwargs: Any) -> None:
+    def __init__(
+        self, alphabet: str = DEFAULT_ALPHABET, eos_token: str | Any = ".", padding_side: str = "left", **kwargs: Any
+    ) -> None:
         """Build the vocabulary from `alphabet` (distinct single characters, containing `eos_token`)."""
         if not isinstance(alphabet, str) or not alphabet:
             raise ValueError(f"alphabet must be a non-empty string, got {alphabet!r}")
@@ -57,9 +58,16 @@ class CharTokenizer(PreTrainedTokenizer):
         # The vocab must exist before the base __init__, which looks special tokens up in it.
         self._vocab: dict[str, int] = {PAD: 0, BOS: 1, **{c: i + 2 for i, c in enumerate(alphabet)}}
         self._inv_vocab: dict[int, str] = {i: t for t, i in self._vocab.items()}
-        super().__init__(alphabet=alphabet, pad_token=PAD, bos_token=BOS, eos_token=eos_token,
-                         padding_side=padding_side, special_tokens_pattern="bos",
-                         token_type_ids_pattern="all_zeros", **kwargs)
+        super().__init__(
+            alphabet=alphabet,
+            pad_token=PAD,
+            bos_token=BOS,
+            eos_token=eos_token,
+            padding_side=padding_side,
+            special_tokens_pattern="bos",
+            token_type_ids_pattern="all_zeros",
+            **kwargs,
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -104,8 +112,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     path = Path(path)
     config = path / "tokenizer_config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"no tokenizer at {str(path)!r} (expected tokenizer_config.json, as "
-                                "save_pretrained writes it)")
+        raise FileNotFoundError(
+            f"no tokenizer at {str(path)!r} (expected tokenizer_config.json, as save_pretrained writes it)"
+        )
     if json.loads(config.read_text()).get("tokenizer_class") == "CharTokenizer":
         return CharTokenizer.from_pretrained(str(path))
     from transformers import AutoTokenizer
@@ -114,7 +123,8 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     tok.padding_side = "left"  # decoder-only generation appends at the right
     if tok.pad_token is None:
         if tok.eos_token is None:
-            raise ValueError(f"the tokenizer at {str(path)!r} has neither a pad nor an eos token; a completion "
-                             "could never end")
+            raise ValueError(
+                f"the tokenizer at {str(path)!r} has neither a pad nor an eos token; a completion could never end"
+            )
         tok.pad_token = tok.eos_token
     return tok

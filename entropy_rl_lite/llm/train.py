@@ -11,6 +11,7 @@ A profile is a spec file in entropy_rl_lite/llm/configs/ (ci, cpu, gpu); --confi
 --set key.sub=value overrides any spec entry (values are parsed as YAML). Bad keys or values fail before
 anything trains, with the field named.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,17 @@ from .experiment import RunSpec, load_spec, prune_checkpoints, run_algorithm, ru
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="erl-train", description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="erl-train",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="mode", required=True)
-    for mode, help_ in (("compare", "warm start once, then several algorithms and the sequential phase"),
-                        ("train", "warm start, then one algorithm (and the sequential phase)")):
+    for mode, help_ in (
+        ("compare", "warm start once, then several algorithms and the sequential phase"),
+        ("train", "warm start, then one algorithm (and the sequential phase)"),
+    ):
         p = sub.add_parser(mode, help=help_)
         p.add_argument("--profile", default="ci", help="ci | cpu | gpu: picks configs/<profile>.yaml")
         p.add_argument("--config", help="a spec file of your own (YAML), instead of the profile's")
@@ -35,8 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", help="output directory (default runs/<profile>)")
         p.add_argument("--device", help="cpu | cuda | cuda:1 (default: cuda when available)")
         p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
-        p.add_argument("--logs-only", action="store_true",
-                       help="delete the model checkpoints afterwards, keep logs and summaries (for committing a run)")
+        p.add_argument(
+            "--logs-only",
+            action="store_true",
+            help="delete the model checkpoints afterwards, keep logs and summaries (for committing a run)",
+        )
         if mode == "compare":
             p.add_argument("--algos", nargs="+", help="a subset of the spec's algorithms (default: all)")
             p.add_argument("--jobs", type=int, default=1, help="algorithms run in parallel processes")
@@ -52,21 +62,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_summary(summary: dict) -> None:
     w = max(12, *(len(n) for n in summary))
-    print(f"{'algorithm':{w}s} {'H start':>8s} {'H end':>8s} {'reward':>7s} {'pass@1':>7s} {'distinct':>8s} "
-          f"{'phase-2 reward':>15s}")
+    print(
+        f"{'algorithm':{w}s} {'H start':>8s} {'H end':>8s} {'reward':>7s} {'pass@1':>7s} {'distinct':>8s} "
+        f"{'phase-2 reward':>15s}"
+    )
     for name, res in summary.items():
         if name == "warm_start":
             ev = res["eval"]
-            print(f"{'warm start':{w}s} {'':8s} {ev['entropy']:8.3f} {ev['reward']:7.3f} {ev['pass@1']:7.3f} "
-                  f"{ev['distinct_correct']:8.2f}")
+            print(
+                f"{'warm start':{w}s} {'':8s} {ev['entropy']:8.3f} {ev['reward']:7.3f} {ev['pass@1']:7.3f} "
+                f"{ev['distinct_correct']:8.2f}"
+            )
             continue
         p1, p2 = res["phase1"], res.get("phase2")
         if p1["entropy_start"] is None:  # steps = 0
             print(f"{name:{w}s} (no RL steps) reward {p1['eval']['reward']:.3f}")
             continue
-        print(f"{name:{w}s} {p1['entropy_start']:8.3f} {p1['entropy_end']:8.3f} {p1['eval']['reward']:7.3f} "
-              f"{p1['eval']['pass@1']:7.3f} {p1['eval']['distinct_correct']:8.2f} "
-              f"{(p2['eval']['reward'] if p2 else float('nan')):15.3f}")
+        print(
+            f"{name:{w}s} {p1['entropy_start']:8.3f} {p1['entropy_end']:8.3f} {p1['eval']['reward']:7.3f} "
+            f"{p1['eval']['pass@1']:7.3f} {p1['eval']['distinct_correct']:8.2f} "
+            f"{(p2['eval']['reward'] if p2 else float('nan')):15.3f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

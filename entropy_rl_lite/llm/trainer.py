@@ -14,10 +14,10 @@ One iteration (`Trainer.step`), with the library functions it calls:
 
 These are the functions the bandit engine calls; a bandit is the special case of one-token episodes.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import math
 import time
 from pathlib import Path
@@ -30,36 +30,35 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..advantages import group_advantages_unchecked
 from ..entropy_control import EntropyControls
+from ..logs import MetricsLog, run_metadata
 from ..losses import aggregate_unchecked, masked_mean, policy_loss_unchecked
 from ..repo import shape_advantage_unchecked
-from .checkpoint import load_optimizer_state, load_state, optimizer_state, save_state
+from .checkpoint import (
+    is_peft,
+    load_checkpoint_model,
+    load_optimizer_state,
+    load_state,
+    optimizer_state,
+    resume_config,
+    save_state,
+    task_info,
+)
 from .config import TrainConfig
 from .evaluate import group_metrics
 from .flops import peak_flops, train_flops
-from ..logs import MetricsLog, run_metadata
-from .model import build_model, load_model, quiet_peft, quiet_progress
-from .rollout import Rollout, check_scorable, completion_logprobs, rng_devices, sample, seed_rng
-from .tokenizer import CharTokenizer, load_tokenizer
+from .model import build_model, quiet_progress
+from .rollout import (
+    Rollout,
+    check_scorable,
+    completion_logprobs,
+    get_rng_state,
+    rng_devices,
+    sample,
+    seed_rng,
+    set_rng_state,
+)
 from .task import TextTask
-
-# Fields a resumed run cannot change: the optimizer's kind, the model, the random streams, which controllers exist.
-FIXED_ON_RESUME = ("profile", "dtype", "seed", "optimizer", "adapo", "zeta_control", "entropy_coef_control",
-                   "target_entropy")
-
-
-def _task_info(task: TextTask) -> dict[str, Any]:
-    """What identifies a task, saved with a checkpoint so resuming on a different task fails loudly."""
-    return {"class": type(task).__name__, "prompts": list(task.prompts), "max_len": task.max_len,
-            "shift": getattr(task, "shift", None)}
-
-
-def _is_peft(model: Any) -> bool:
-    """Whether `model` is a peft wrapper (peft is optional: without it nothing can be one)."""
-    try:
-        import peft
-    except ImportError:
-        return False
-    return isinstance(model, peft.PeftModel)
+from .tokenizer import CharTokenizer, load_tokenizer
 
 
 class Trainer:
@@ -68,14 +67,19 @@ class Trainer:
     model/tokenizer: None builds `CharTokenizer()` and a random model of `config.profile` (seeded with
     config.seed); pass a warm-started model to start RL from it, or a peft LoRA model (only its adapters
     train; `base_model_path`, the local directory of its base weights, lets a checkpoint of it resume).
-    The trainer owns its randomness (a
-    generator for prompts and minibatches, a saved RNG state for sampling), so its runs repeat exactly
-    and do not disturb the caller's random streams.
+    The trainer owns its randomness (a generator for prompts and minibatches, a saved RNG state for
+    sampling), so its runs repeat exactly and do not disturb the caller's random streams.
     """
 
-    def __init__(self, config: TrainConfig, task: TextTask, model: PreTrainedModel | None = None,
-                 tokenizer: PreTrainedTokenizerBase | None = None, device: str | torch.device | None = None,
-                 base_model_path: str | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        task: TextTask,
+        model: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        device: str | torch.device | None = None,
+        base_model_path: str | None = None,
+    ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = cfg = config
@@ -93,50 +97,21 @@ class Trainer:
         # foreach: one batched kernel per state tensor instead of a Python loop over parameters (CPU defaults to
         # the loop); the same numbers bit for bit, and for small models a visible share of the step.
         if cfg.optimizer == "adamw":
-            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                                                      foreach=True)
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
+            )
         else:
             self.optimizer = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         self.controls = EntropyControls.from_config(cfg)  # ζ, ε_high, entropy coefficient
         self.generator = torch.Generator().manual_seed(cfg.seed)  # prompts, minibatch order, Clip-Cov draws
-        with torch.random.fork_rng(devices=self._rng_devices()):
+        with torch.random.fork_rng(devices=rng_devices(self.device)):
             seed_rng(cfg.seed + 1, self.device)  # sampling stream, kept apart from the caller's global RNG
-            self._sample_rng = self._get_rng()
+            self._sample_rng = get_rng_state(self.device)
         self.step_count = 0
         self.log = MetricsLog(cfg.log_path) if cfg.log_path else None
         self.history: list[dict[str, Any]] = []
         self._resumed_from: str | None = None
         self._log_started = False
-
-    def _start_log(self, step: int) -> None:
-        """Before the first logged step of this process: a fresh run empties the log and writes its sidecar."""
-        if step == 0:
-            self.log.path.write_text("")  # a new run replaces an old log instead of appending to it
-        meta = {"config": self.config.to_dict(), "task": _task_info(self.task), "resumed_from": self._resumed_from,
-                "start_step": step, **run_metadata(self.device)}
-        if step == 0 or not self.log.meta_path.exists():
-            self.log.write_meta(meta)
-        else:  # a resumed run: keep the original sidecar and record where and with what it continued
-            old = json.loads(self.log.meta_path.read_text())
-            old.setdefault("resumes", []).append({k: meta[k] for k in ("resumed_from", "start_step", "config",
-                                                                      "started_utc", "hardware", "git_commit")})
-            self.log.write_meta(old)
-        self._log_started = True
-
-    # -- randomness ---------------------------------------------------------------------------------
-    def _rng_devices(self) -> list[int]:
-        return rng_devices(self.device)
-
-    def _get_rng(self) -> dict[str, Tensor]:
-        rng = {"cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return rng
-
-    def _set_rng(self, rng: dict[str, Tensor]) -> None:
-        torch.set_rng_state(rng["cpu"])
-        if "cuda" in rng:
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     # -- one iteration --------------------------------------------------------------------------------
     def _pick_prompts(self) -> list[str]:
@@ -148,11 +123,17 @@ class Trainer:
         return [pool[i] for i in idx.tolist()]
 
     def _rollout(self) -> Rollout:
-        with torch.random.fork_rng(devices=self._rng_devices()):
-            self._set_rng(self._sample_rng)
-            batch = sample(self.model, self.tokenizer, self._pick_prompts(), self.config.group_size,
-                           self.config.max_new_tokens, self.config.temperature)
-            self._sample_rng = self._get_rng()
+        with torch.random.fork_rng(devices=rng_devices(self.device)):
+            set_rng_state(self._sample_rng, self.device)
+            batch = sample(
+                self.model,
+                self.tokenizer,
+                self._pick_prompts(),
+                self.config.group_size,
+                self.config.max_new_tokens,
+                self.config.temperature,
+            )
+            self._sample_rng = get_rng_state(self.device)
         return batch
 
     def step(self) -> dict[str, Any]:
@@ -176,8 +157,9 @@ class Trainer:
                 dev_rows = rows.to(self.device)
                 pre = None if first is None else (first[0][dev_rows], first[1][dev_rows])
                 first = None  # only the very first update may reuse it: later ones see a moved policy
-                updates.append(self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], zeta, eps_high,
-                                            coef, pre))
+                updates.append(
+                    self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], zeta, eps_high, coef, pre)
+                )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # kernels run asynchronously: wait before reading the clock
         t_update = time.perf_counter() - t_update
@@ -209,8 +191,17 @@ class Trainer:
             logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
         return logp_old, ent_old, None
 
-    def _metrics_row(self, batch: Rollout, rewards: Tensor, ent_old: Tensor, entropy: float,
-                     updates: list[dict[str, float]], t0: float, t_rollout: float, t_update: float) -> dict[str, Any]:
+    def _metrics_row(
+        self,
+        batch: Rollout,
+        rewards: Tensor,
+        ent_old: Tensor,
+        entropy: float,
+        updates: list[dict[str, float]],
+        t0: float,
+        t_rollout: float,
+        t_update: float,
+    ) -> dict[str, Any]:
         """The logged row of one iteration: policy, reward and group metrics, update means, controls, timing."""
         cfg, mask = self.config, batch.completion_mask
         elapsed = time.perf_counter() - t0
@@ -227,7 +218,8 @@ class Trainer:
             "ended": batch.ended.float().mean().item(),
             "completion_len": mask.sum(1).mean().item(),
             **{k: sum(u[k] for u in updates) / len(updates) for k in updates[0]},  # mean over the updates
-            "zeta": float(self.controls.zeta), "eps_high": float(self.controls.eps_high),
+            "zeta": float(self.controls.zeta),
+            "eps_high": float(self.controls.eps_high),
             "entropy_coef": float(self.controls.entropy_coef),
             "tokens": tokens,
             "tokens_per_s": tokens / elapsed,
@@ -245,13 +237,31 @@ class Trainer:
         self.history.append(row)
         if self.log:
             if not self._log_started:
-                self._start_log(row["step"])
+                self.log.start(
+                    row["step"],
+                    {
+                        "config": cfg.to_dict(),
+                        "task": task_info(self.task),
+                        "resumed_from": self._resumed_from,
+                        "start_step": row["step"],
+                        **run_metadata(self.device),
+                    },
+                )
+                self._log_started = True
             self.log.append(row)
         if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
             self.save(Path(cfg.checkpoint_dir) / f"step_{self.step_count:06d}")
 
-    def _update(self, mb: Rollout, logp_old: Tensor, adv: Tensor, zeta: float, eps_high: float,
-                coef: float, pre: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
+    def _update(
+        self,
+        mb: Rollout,
+        logp_old: Tensor,
+        adv: Tensor,
+        zeta: float,
+        eps_high: float,
+        coef: float,
+        pre: tuple[Tensor, Tensor] | None = None,
+    ) -> dict[str, float]:
         """One optimizer step on a minibatch, accumulated over `grad_accum` micro-batches; returns its metrics.
 
         pre: (logp, entropy) of the minibatch already computed with gradients (grad_accum = 1 only).
@@ -267,21 +277,40 @@ class Trainer:
             # Each micro-batch's loss is a mean over its own tokens (or sequences); weighting it by its share
             # of the minibatch makes the accumulated gradient equal the full minibatch's.
             share = (mask.sum() / n_tokens).item() if cfg.agg == "token-mean" else len(rows) / len(mb)
-            logp, ent = pre if pre is not None else completion_logprobs(self.model, part, cfg.chunk_size,
-                                                                        cfg.temperature, cfg.amp)  # [n, T]
+            logp, ent = (
+                pre
+                if pre is not None
+                else completion_logprobs(self.model, part, cfg.chunk_size, cfg.temperature, cfg.amp)
+            )  # [n, T]
             w = mask.to(logp.dtype)
             adv_tok = adv[dev_rows][:, None].expand_as(logp)  # outcome reward: a sequence's tokens share its A
             # β* of REPO-D is estimated over the sampled tokens of the (micro-)batch: dim = all its tokens.
-            a = shape_advantage_unchecked(adv_tok, logp, ent.detach(), w, cfg.repo, zeta=zeta, beta=cfg.beta,
-                                          dim=(-2, -1))
-            loss, m = policy_loss_unchecked(logp, logp_old[dev_rows], a, w, cfg.objective, cfg.eps_low, eps_high,
-                                            cfg.agg, generator=self.generator, **cfg.loss_kwargs)
+            a = shape_advantage_unchecked(
+                adv_tok, logp, ent.detach(), w, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1)
+            )
+            loss, m = policy_loss_unchecked(
+                logp,
+                logp_old[dev_rows],
+                a,
+                w,
+                cfg.objective,
+                cfg.eps_low,
+                eps_high,
+                cfg.agg,
+                generator=self.generator,
+                **cfg.loss_kwargs,
+            )
             if coef:
                 loss = loss - coef * aggregate_unchecked(ent, w, cfg.agg)  # the explicit entropy bonus
             (loss * share).backward()
             part_metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask).item()}
-            part_metrics.update({k: float(v) for k, v in m.items() if k in (
-                "clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")})
+            part_metrics.update(
+                {
+                    k: float(v)
+                    for k, v in m.items()
+                    if k in ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")
+                }
+            )
             for k, v in part_metrics.items():
                 out[k] = out.get(k, 0.0) + share * v
             out["ratio_max"] = max(out.get("ratio_max", -math.inf), float(m["ratio_max"]))
@@ -298,18 +327,21 @@ class Trainer:
         bar = tqdm(range(steps), disable=not progress, desc=f"{self.config.objective}/{self.config.repo or 'no-repo'}")
         for _ in bar:
             rows.append(self.step())
-            bar.set_postfix(H=f"{rows[-1]['entropy']:.3f}", R=f"{rows[-1]['reward']:.2f}",
-                            tok_s=f"{rows[-1]['tokens_per_s']:.0f}")
+            bar.set_postfix(
+                H=f"{rows[-1]['entropy']:.3f}", R=f"{rows[-1]['reward']:.2f}", tok_s=f"{rows[-1]['tokens_per_s']:.0f}"
+            )
         return rows
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write a checkpoint (model, tokenizer, optimizer, RNG, controllers) that `Trainer.resume` continues."""
         directory = Path(directory)
-        lora = _is_peft(self.model)
+        lora = is_peft(self.model)
         if lora and self.base_model_path is None:
-            raise ValueError("saving a LoRA run needs base_model_path (the local directory of the base weights) "
-                             "so that Trainer.resume can rebuild the model")
+            raise ValueError(
+                "saving a LoRA run needs base_model_path (the local directory of the base weights) "
+                "so that Trainer.resume can rebuild the model"
+            )
         with quiet_progress():
             self.model.save_pretrained(directory)  # a peft model writes only its adapters
         self.tokenizer.save_pretrained(directory)
@@ -317,45 +349,38 @@ class Trainer:
         tensors.update({f"rng.sample.{k}": v for k, v in self._sample_rng.items()})
         tensors["rng.generator"] = self.generator.get_state()
         state = {
-            "step": self.step_count, "config": self.config.to_dict(), "task": _task_info(self.task),
+            "step": self.step_count,
+            "config": self.config.to_dict(),
+            "task": task_info(self.task),
             "base_model_path": self.base_model_path if lora else None,
             "optimizer": opt_plain,
             "controllers": self.controls.state_dict(),
-            "versions": {"entropy_rl_lite": importlib.metadata.version("entropy_rl_lite"),
-                         "torch": torch.__version__},
+            "versions": {"entropy_rl_lite": importlib.metadata.version("entropy_rl_lite"), "torch": torch.__version__},
         }
         save_state(directory, tensors, state)
         return directory
 
     @classmethod
-    def resume(cls, directory: str | Path, task: TextTask, device: str | torch.device | None = None,
-               **overrides: Any) -> "Trainer":
+    def resume(
+        cls, directory: str | Path, task: TextTask, device: str | torch.device | None = None, **overrides: Any
+    ) -> "Trainer":
         """A trainer continuing exactly where `save` left it; `overrides` change config fields (e.g. steps)."""
         tensors, state = load_state(directory)
-        if state["task"] != _task_info(task):
-            raise ValueError(f"checkpoint was written for task {state['task']}, not {_task_info(task)}")
-        saved = TrainConfig.from_dict(state["config"])
-        fixed = [k for k, v in overrides.items() if k in FIXED_ON_RESUME and v != getattr(saved, k)]
-        if fixed:
-            raise ValueError(f"cannot change {fixed} when resuming: they fix the optimizer, the model, the random "
-                             f"streams or which controllers exist; start a new run instead. Changeable: everything "
-                             f"else (steps, lr, weight_decay, eps_*, zeta_max, log_path, ...)")
-        config = saved.replace(**overrides)
+        if state["task"] != task_info(task):
+            raise ValueError(f"checkpoint was written for task {state['task']}, not {task_info(task)}")
+        config = resume_config(state["config"], overrides)
         base = state.get("base_model_path")
-        if base is not None:  # a LoRA run: the frozen base from its directory, the adapters from the checkpoint
-            import peft
-
-            with quiet_peft():
-                model = peft.PeftModel.from_pretrained(load_model(base), directory, is_trainable=True)
-        else:
-            model = load_model(directory)
+        model = load_checkpoint_model(directory, base)
         tokenizer = load_tokenizer(directory)
         trainer = cls(config, task, model=model, tokenizer=tokenizer, device=device, base_model_path=base)
-        load_optimizer_state(trainer.optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")},
-                             state["optimizer"])
+        load_optimizer_state(
+            trainer.optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")}, state["optimizer"]
+        )
         for group in trainer.optimizer.param_groups:  # the saved groups carry the old values; the config wins
             group["lr"], group["weight_decay"] = config.lr, config.weight_decay
-        trainer._sample_rng = {k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")}
+        trainer._sample_rng = {
+            k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")
+        }
         trainer.generator.set_state(tensors["rng.generator"])
         trainer.controls.load_state_dict(state["controllers"])
         trainer.step_count = state["step"]

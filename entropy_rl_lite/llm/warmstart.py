@@ -6,6 +6,7 @@ imperfect (reward well below 1, so there is something to learn) and spread over 
 (so there is diversity for RL to collapse), with its likely answers mostly the rewarded ones: the
 "calibrated" start under which Theorem 1 predicts falling entropy.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,9 +18,17 @@ from .rollout import completion_logprobs, rollout_from_text
 from .task import TextTask
 
 
-def warm_start(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: TextTask, steps: int = 200,
-               batch_size: int = 64, lr: float = 3e-3, seed: int = 0, progress: bool = False,
-               chunk_size: int | None = None) -> list[float]:
+def warm_start(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: TextTask,
+    steps: int = 200,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    progress: bool = False,
+    chunk_size: int | None = None,
+) -> list[float]:
     """Fit `model` to (prompt, uniformly random correct answer) pairs; returns the loss of every step.
 
     Loss: mean negative log-likelihood per completion token (end token included), computed by the
@@ -47,4 +56,3 @@ def warm_start(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task:
         opt.step()
         losses.append(loss.item())
     return losses
-
