@@ -5,7 +5,7 @@
 Every log-probability, entropy, ratio and advantage it returns is fp32 (float64 in -> float64 out).
 """
 
-from . import bandit, exercises, plot
+from . import aggregation, bandit, exercises, plot
 from .adapo import EpsHighController
 from .advantages import expected_group_advantages, group_advantages, scale_advantages
 from .controllers import EntropyCoefController, EntropyTargetController
@@ -57,6 +57,7 @@ __all__ = [
     "EpsHighController",
     "ZetaController",
     "aggregate",
+    "aggregation",
     "bandit",
     "centered_logp",
     "chunk_rows",

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ._checks import check_choice, check_int, check_number, check_tensor
 from .advantages import expected_group_advantages_unchecked, group_advantages_unchecked
+from .bandit_history import History, Observation, StepRecord, stack_history
 from .entropy import GRADIENTS, entropy_from_logp
 from .entropy_control import EntropyControls
 from .losses import policy_loss_unchecked
@@ -72,50 +73,6 @@ class BanditConfig(RLFields):
     def replace(self, **changes: Any) -> "BanditConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-@dataclass
-class History:
-    """Per-step, per-seed record of a run. Index [t] of entropy/reward/probs is the policy before update t."""
-
-    entropy: Tensor  # [steps+1, seeds]  H(π(·|s)) averaged over states
-    reward: Tensor  # [steps+1, seeds]  E_π[R], averaged over states
-    probs: Tensor | None  # [steps+1, seeds, arms] or [steps+1, seeds, states, arms]
-    loss: Tensor  # [steps, seeds]    surrogate loss, last epoch
-    zeta: Tensor  # [steps, seeds]    ζ used at each step (config.zeta unless zeta_control)
-    eps_high: Tensor  # [steps, seeds]    ε_high used at each step
-    entropy_coef: Tensor  # [steps, seeds]    entropy-bonus coefficient used at each step
-    clip_frac_low: Tensor  # [steps, seeds]    mean over epochs
-    clip_frac_high: Tensor  # [steps, seeds]
-    config: BanditConfig
-
-    @property
-    def clip_frac(self) -> Tensor:
-        return self.clip_frac_low + self.clip_frac_high
-
-    def to_rows(self) -> list[dict[str, float | int]]:
-        """Tidy table: one dict per (step, seed), ready for pandas.DataFrame or plotting."""
-        n_steps, n_seeds = self.entropy.shape
-        rows = []
-        for t in range(n_steps):
-            for s in range(n_seeds):
-                row: dict[str, float | int] = {
-                    "step": t,
-                    "seed": s,
-                    "entropy": self.entropy[t, s].item(),
-                    "reward": self.reward[t, s].item(),
-                }
-                if t < n_steps - 1:
-                    for k in ("loss", "zeta", "eps_high", "entropy_coef", "clip_frac_low", "clip_frac_high"):
-                        row[k] = getattr(self, k)[t, s].item()
-                rows.append(row)
-        return rows
-
-    def to_dataframe(self):  # noqa: ANN201 (pandas is an optional dependency)
-        """The tidy table as a pandas DataFrame (needs pandas)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.to_rows())
 
 
 def rewards_from_env(env: Any) -> Tensor:
@@ -185,29 +142,7 @@ def run(
     with torch.no_grad():
         logp = torch.log_softmax(z, -1)
         final, _ = _observe(logp, logp.exp(), table, cfg.record_probs)
-    return _history(steps, final, cfg, one_state=rewards.dim() == 1)
-
-
-@dataclass
-class Observation:
-    """The policy before an update, per seed: entropy and E_π[R] averaged over states, and π itself."""
-
-    entropy: Tensor  # [seeds]
-    reward: Tensor  # [seeds]
-    probs: Tensor | None  # [seeds, states, arms] (None unless recorded)
-
-
-@dataclass
-class StepRecord:
-    """What one iteration saw and did, per seed [seeds]."""
-
-    before: Observation  # the policy that drew the batch
-    loss: Tensor  # surrogate loss, last epoch
-    zeta: Tensor  # ζ, ε_high and entropy coefficient in force
-    eps_high: Tensor
-    entropy_coef: Tensor
-    clip_frac_low: Tensor  # mean over epochs
-    clip_frac_high: Tensor
+    return stack_history(steps, final, cfg, one_state=rewards.dim() == 1)
 
 
 def _observe(logp: Tensor, probs: Tensor, table: Tensor, keep_probs: bool) -> tuple[Observation, Tensor]:
@@ -220,25 +155,6 @@ def _observe(logp: Tensor, probs: Tensor, table: Tensor, keep_probs: bool) -> tu
         entropy=h.mean(-1), reward=(probs * table).sum(-1).mean(-1), probs=probs.clone() if keep_probs else None
     )
     return obs, h
-
-
-def _history(steps: list[StepRecord], final: Observation, cfg: BanditConfig, one_state: bool) -> History:
-    """Stack the per-step records (and the final policy) into a History."""
-    seen = [r.before for r in steps] + [final]
-    per_step = {}
-    for k in ("loss", "zeta", "eps_high", "entropy_coef", "clip_frac_low", "clip_frac_high"):
-        rows = [torch.as_tensor(getattr(r, k), dtype=torch.float64).expand(cfg.seeds) for r in steps]
-        per_step[k] = torch.stack(rows) if rows else torch.zeros(0, cfg.seeds, dtype=torch.float64)
-    probs = None
-    if cfg.record_probs:
-        probs = torch.stack([o.probs[:, 0] if one_state else o.probs for o in seen])
-    return History(
-        entropy=torch.stack([o.entropy for o in seen]),
-        reward=torch.stack([o.reward for o in seen]),
-        probs=probs,
-        config=cfg,
-        **per_step,
-    )
 
 
 def _batch(

@@ -26,11 +26,4 @@ for _env_id, _entry_point in ENV_IDS.items():
     if _env_id not in gym.registry:
         gym.register(id=_env_id, entry_point=_entry_point)
 
-__all__ = [
-    "ENV_IDS",
-    "ContextualBandit",
-    "MultiCorrectBandit",
-    "SumToEnv",
-    "SumToShiftedEnv",
-    "TokenSequenceEnv",
-]
+__all__ = ["ENV_IDS", "ContextualBandit", "MultiCorrectBandit", "SumToEnv", "SumToShiftedEnv", "TokenSequenceEnv"]

@@ -172,6 +172,22 @@ CASES: list[Case] = [
     ("pass-n-negative", lambda: erl.pass_at_k(-1, 0, 1), ("n",), ()),
     ("pass-c-negative", lambda: erl.pass_at_k(5, -1, 1), ("c",), ()),
     ("pass-float-n", lambda: erl.pass_at_k(5.0, 2, 1), ("n",), ()),
+    # --- sequence_ratio and the loss options a config carries ----------------------------------
+    ("sr-mask-shape", lambda: erl.sequence_ratio(LOGP, LOGP, MASK[:, :2]), ("mask",), ()),
+    ("sr-empty-mask", lambda: erl.sequence_ratio(LOGP, LOGP, torch.zeros_like(MASK)), ("mask",), ()),
+    ("sr-nan-logp", lambda: erl.sequence_ratio(LOGP * NAN, LOGP, MASK), ("logp",), ()),
+    (
+        "cfg-loss-kwargs-bad-ratio",
+        lambda: erl.bandit.BanditConfig(loss_kwargs={"clip_cov_ratio": 2.0}),
+        ("clip_cov_ratio",),
+        (),
+    ),
+    (
+        "cfg-loss-kwargs-bad-bounds",
+        lambda: erl.bandit.BanditConfig(loss_kwargs={"clip_cov_bounds": 1.0}),
+        ("clip_cov_bounds",),
+        (),
+    ),
     # --- policy_loss ---------------------------------------------------------------------------
     (
         "pl-unknown-kind",

@@ -64,3 +64,23 @@ def test_exercise_compare_handles_dict_outputs():
 
     assert erl.exercises.compare(erl.clip_fractions, erl.clip_fractions, make, verbose=False)
     assert not erl.exercises.compare(wrong, erl.clip_fractions, make, verbose=False)
+
+
+def test_a_jsonl_log_replots_with_the_core_alone(tmp_path):
+    """Reading and re-plotting a trainer's JSONL log needs no transformers (the LLM extra): run where it cannot load."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "run.jsonl"
+    log.write_text("".join(f'{{"step": {t}, "entropy": {2.0 - 0.1 * t}, "reward": {0.1 * t}}}\n' for t in range(5)))
+    script = (
+        "import sys; sys.modules['transformers'] = None\n"  # any import of it now raises ImportError
+        "import matplotlib; matplotlib.use('Agg')\n"
+        "import entropy_rl_lite as erl\n"
+        f"rows = erl.logs.read_metrics({str(log)!r})\n"
+        f"axes = erl.plot.metrics({{'run': {str(log)!r}}}, fields=('entropy', 'reward'))\n"
+        "print(len(rows), len(axes), 'transformers' in sys.modules and sys.modules['transformers'] is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["5", "2", "False"]

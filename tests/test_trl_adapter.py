@@ -100,6 +100,10 @@ def test_bad_settings_and_inert_adapo_are_reported(tmp_path):
         EntropyControl(zeta_control=True)
     with pytest.raises(ValueError, match="repo"):
         EntropyControl(repo="repo_x")
+    with pytest.raises(ValueError, match="entropy_coef"):  # the adapter has no explicit entropy bonus
+        EntropyControl(entropy_coef=0.01)
+    # the same fields, defaults and checks as the trainer's config (they once drifted: zeta was 1e-3 here)
+    assert EntropyControl().control_fields() == erl.llm.TrainConfig().control_fields()
     with pytest.warns(UserWarning, match="ADAPO is inert"):
         make_trainer(tmp_path, EntropyControl(adapo=True), warm_steps=0, num_iterations=1)
 

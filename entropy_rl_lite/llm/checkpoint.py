@@ -13,6 +13,7 @@ is what lets a resumed run reproduce an uninterrupted one.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .config import TrainConfig
-from .model import load_model, quiet_peft
+from .model import load_model, quiet_peft, quiet_progress
+from .tokenizer import load_tokenizer
 
 # Fields a resumed run cannot change: the optimizer's kind, the model, the random streams, which controllers exist.
 FIXED_ON_RESUME = (
@@ -124,3 +126,54 @@ def load_checkpoint_model(directory: str | Path, base_model_path: str | None) ->
 
     with quiet_peft():
         return peft.PeftModel.from_pretrained(load_model(base_model_path), directory, is_trainable=True)
+
+
+def save_trainer(trainer: Any, directory: str | Path) -> Path:
+    """Write `trainer`'s checkpoint: model and tokenizer as save_pretrained writes them, then the trainer state."""
+    directory = Path(directory)
+    lora = is_peft(trainer.model)
+    if lora and trainer.base_model_path is None:
+        raise ValueError(
+            "saving a LoRA run needs base_model_path (the local directory of the base weights) "
+            "so that Trainer.resume can rebuild the model"
+        )
+    with quiet_progress():
+        trainer.model.save_pretrained(directory)  # a peft model writes only its adapters
+    trainer.tokenizer.save_pretrained(directory)
+    tensors, opt_plain = optimizer_state(trainer.optimizer)
+    tensors.update({f"rng.sample.{k}": v for k, v in trainer.sample_rng.items()})
+    tensors["rng.generator"] = trainer.generator.get_state()
+    state = {
+        "step": trainer.step_count,
+        "config": trainer.config.to_dict(),
+        "task": task_info(trainer.task),
+        "base_model_path": trainer.base_model_path if lora else None,
+        "optimizer": opt_plain,
+        "controllers": trainer.controls.state_dict(),
+        "versions": {"entropy_rl_lite": importlib.metadata.version("entropy_rl_lite"), "torch": torch.__version__},
+    }
+    save_state(directory, tensors, state)
+    return directory
+
+
+def resume_trainer(trainer_cls: type, directory: str | Path, task: Any, device: Any, overrides: dict[str, Any]) -> Any:
+    """A `trainer_cls` (Trainer) continuing exactly where `save_trainer` left it, with `overrides` applied."""
+    tensors, state = load_state(directory)
+    if state["task"] != task_info(task):
+        raise ValueError(f"checkpoint was written for task {state['task']}, not {task_info(task)}")
+    config = resume_config(state["config"], overrides)
+    base = state.get("base_model_path")
+    model, tokenizer = load_checkpoint_model(directory, base), load_tokenizer(directory)
+    trainer = trainer_cls(config, task, model=model, tokenizer=tokenizer, device=device, base_model_path=base)
+    moments = {k: v for k, v in tensors.items() if k.startswith("state.")}
+    load_optimizer_state(trainer.optimizer, moments, state["optimizer"])
+    for group in trainer.optimizer.param_groups:  # the saved groups carry the old values; the config wins
+        group["lr"], group["weight_decay"] = config.lr, config.weight_decay
+    trainer.sample_rng = {k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")}
+    trainer.generator.set_state(tensors["rng.generator"])
+    trainer.controls.load_state_dict(state["controllers"])
+    trainer.step_count = state["step"]
+    trainer.resumed_from = str(directory)
+    if trainer.log:
+        trainer.log.truncate_from(trainer.step_count)  # the interrupted run may have logged past the checkpoint
+    return trainer

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .._checks import check_choice, check_int, check_number
-from ..losses import AGGREGATIONS
+from ..aggregation import AGGREGATIONS
 from ..rl_fields import RLFields
 from .profiles import PROFILES
 
@@ -52,7 +52,7 @@ class TrainConfig(RLFields):
     fuse_logp_old: bool = True
     amp: bool = False  # bf16 autocast for the transformer (GPU); log-probs stay fp32 regardless
     max_grad_norm: float | None = 1.0  # None: no clipping
-    agg: str = "token-mean"  # how per-token losses become one number (losses.AGGREGATIONS)
+    agg: str = "token-mean"  # how per-token losses become one number (aggregation.AGGREGATIONS)
     # logging and checkpoints
     pass_k: int = 4  # k of the logged pass@k (<= group_size)
     # tokens per fp32 [tokens × V] block in token_logprobs; None: from its memory budget (logprobs.BLOCK_MIB)

@@ -8,7 +8,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .._checks import check_int
-from ..losses import masked_mean
+from ..aggregation import masked_mean
 from ..metrics import distinct_correct, pass_at_k
 from .rollout import Rollout, completion_logprobs, rng_devices, rollout_from_text, sample, seed_rng
 from .task import TextTask

@@ -15,6 +15,8 @@ MFU = achieved training FLOP/s ÷ the device's peak dense bf16 FLOP/s. The no-gr
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import PreTrainedModel
 
@@ -53,3 +55,28 @@ def peak_flops(device: torch.device | str) -> float | None:
     name = torch.cuda.get_device_name(device)
     # Whole-word match, so "L4" does not claim an "L40S".
     return next((v for k, v in PEAK_BF16_FLOPS.items() if re.search(rf"\b{k}\b", name)), None)
+
+
+def throughput(
+    model: PreTrainedModel,
+    rollout: Any,
+    epochs: int,
+    device: torch.device,
+    t_rollout: float,
+    t_update: float,
+    elapsed: float,
+) -> dict[str, Any]:
+    """A step's speed: completion tokens per second, wall times, achieved training TFLOP/s and MFU (None on CPU)."""
+    tokens = int(rollout.completion_mask.sum().item())
+    # Every update feeds its rows' real tokens (prompt + completion) forward and backward.
+    flops = epochs * train_flops(model, int(rollout.attention_mask.sum().item()), rollout.input_ids.shape[1])
+    peak = peak_flops(device)
+    return {
+        "tokens": tokens,
+        "tokens_per_s": tokens / elapsed,
+        "rollout_time_s": t_rollout,
+        "update_time_s": t_update,
+        "step_time_s": elapsed,
+        "train_tflops": flops / t_update / 1e12,
+        "mfu": flops / t_update / peak if peak else None,
+    }

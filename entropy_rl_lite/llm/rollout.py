@@ -195,6 +195,15 @@ def seed_rng(seed: int, device: torch.device) -> None:
             torch.cuda.manual_seed(seed)
 
 
+def pick_prompts(pool: tuple[str, ...] | list[str], n: int, generator: torch.Generator) -> list[str]:
+    """n prompts from the pool: without replacement when it is large enough, with replacement otherwise."""
+    if n <= len(pool):
+        idx = torch.randperm(len(pool), generator=generator)[:n]
+    else:
+        idx = torch.randint(len(pool), (n,), generator=generator)
+    return [pool[i] for i in idx.tolist()]
+
+
 def get_rng_state(device: torch.device) -> dict[str, Tensor]:
     """The global CPU RNG state and, on CUDA, `device`'s: what sampling draws from."""
     rng = {"cpu": torch.get_rng_state()}

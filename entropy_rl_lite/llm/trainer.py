@@ -17,7 +17,6 @@ These are the functions the bandit engine calls; a bandit is the special case of
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 import time
 from pathlib import Path
@@ -29,36 +28,34 @@ from tqdm import tqdm  # plain tqdm: tqdm.auto warns in Jupyter without ipywidge
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..advantages import group_advantages_unchecked
+from ..aggregation import aggregate_unchecked, masked_mean
 from ..entropy_control import EntropyControls
 from ..logs import MetricsLog, run_metadata
-from ..losses import aggregate_unchecked, masked_mean, policy_loss_unchecked
+from ..losses import policy_loss_unchecked
 from ..repo import shape_advantage_unchecked
-from .checkpoint import (
-    is_peft,
-    load_checkpoint_model,
-    load_optimizer_state,
-    load_state,
-    optimizer_state,
-    resume_config,
-    save_state,
-    task_info,
-)
+from .checkpoint import resume_trainer, save_trainer, task_info
 from .config import TrainConfig
 from .evaluate import group_metrics
-from .flops import peak_flops, train_flops
-from .model import build_model, quiet_progress
+from .flops import throughput
+from .model import build_model
 from .rollout import (
     Rollout,
     check_scorable,
     completion_logprobs,
     get_rng_state,
+    pick_prompts,
     rng_devices,
     sample,
     seed_rng,
     set_rng_state,
 )
 from .task import TextTask
-from .tokenizer import CharTokenizer, load_tokenizer
+from .tokenizer import CharTokenizer
+
+# policy_loss's metrics the trainer logs (as means over the step's updates); ratio_max is logged as a maximum.
+Controls = tuple[float, float, float]  # ζ, ε_high, entropy coefficient in force
+Pass = tuple[Tensor, Tensor] | None  # (logp, entropy) of a forward pass with gradients, to reuse
+LOGGED_LOSS_METRICS = ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")
 
 
 class Trainer:
@@ -106,34 +103,26 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # prompts, minibatch order, Clip-Cov draws
         with torch.random.fork_rng(devices=rng_devices(self.device)):
             seed_rng(cfg.seed + 1, self.device)  # sampling stream, kept apart from the caller's global RNG
-            self._sample_rng = get_rng_state(self.device)
+            self.sample_rng = get_rng_state(self.device)
         self.step_count = 0
         self.log = MetricsLog(cfg.log_path) if cfg.log_path else None
         self.history: list[dict[str, Any]] = []
-        self._resumed_from: str | None = None
+        self.resumed_from: str | None = None  # the checkpoint this run continues, if any
         self._log_started = False
 
     # -- one iteration --------------------------------------------------------------------------------
-    def _pick_prompts(self) -> list[str]:
-        n, pool = self.config.prompts_per_step, self.task.prompts
-        if n <= len(pool):
-            idx = torch.randperm(len(pool), generator=self.generator)[:n]
-        else:
-            idx = torch.randint(len(pool), (n,), generator=self.generator)
-        return [pool[i] for i in idx.tolist()]
-
     def _rollout(self) -> Rollout:
         with torch.random.fork_rng(devices=rng_devices(self.device)):
-            set_rng_state(self._sample_rng, self.device)
+            set_rng_state(self.sample_rng, self.device)
             batch = sample(
                 self.model,
                 self.tokenizer,
-                self._pick_prompts(),
+                pick_prompts(self.task.prompts, self.config.prompts_per_step, self.generator),
                 self.config.group_size,
                 self.config.max_new_tokens,
                 self.config.temperature,
             )
-            self._sample_rng = get_rng_state(self.device)
+            self.sample_rng = get_rng_state(self.device)
         return batch
 
     def step(self) -> dict[str, Any]:
@@ -149,7 +138,7 @@ class Trainer:
         if first is None:
             t_update = time.perf_counter()  # a separate no-grad pass is not part of the updates
         entropy = masked_mean(ent_old, batch.completion_mask).item()  # the sampling policy's token-mean entropy
-        zeta, eps_high, coef = self.controls.update(entropy)
+        controls = self.controls.update(entropy)  # (ζ, ε_high, entropy coefficient) for this iteration
         updates = []
         for _ in range(cfg.epochs):
             order = torch.randperm(len(batch), generator=self.generator)
@@ -157,9 +146,7 @@ class Trainer:
                 dev_rows = rows.to(self.device)
                 pre = None if first is None else (first[0][dev_rows], first[1][dev_rows])
                 first = None  # only the very first update may reuse it: later ones see a moved policy
-                updates.append(
-                    self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], zeta, eps_high, coef, pre)
-                )
+                updates.append(self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], controls, pre))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # kernels run asynchronously: wait before reading the clock
         t_update = time.perf_counter() - t_update
@@ -204,11 +191,6 @@ class Trainer:
     ) -> dict[str, Any]:
         """The logged row of one iteration: policy, reward and group metrics, update means, controls, timing."""
         cfg, mask = self.config, batch.completion_mask
-        elapsed = time.perf_counter() - t0
-        tokens = int(mask.sum().item())
-        # Every update feeds its rows' real tokens (prompt + completion) forward and backward.
-        flops = cfg.epochs * train_flops(self.model, int(batch.attention_mask.sum().item()), batch.input_ids.shape[1])
-        peak = peak_flops(self.device)
         return {
             "step": self.step_count,
             "entropy": entropy,
@@ -221,13 +203,7 @@ class Trainer:
             "zeta": float(self.controls.zeta),
             "eps_high": float(self.controls.eps_high),
             "entropy_coef": float(self.controls.entropy_coef),
-            "tokens": tokens,
-            "tokens_per_s": tokens / elapsed,
-            "rollout_time_s": t_rollout,
-            "update_time_s": t_update,
-            "step_time_s": elapsed,
-            "train_tflops": flops / t_update / 1e12,  # achieved, training forward/backward only (flops.py)
-            "mfu": flops / t_update / peak if peak else None,
+            **throughput(self.model, batch, cfg.epochs, self.device, t_rollout, t_update, time.perf_counter() - t0),
         }
 
     def _after_step(self, row: dict[str, Any]) -> None:
@@ -242,7 +218,7 @@ class Trainer:
                     {
                         "config": cfg.to_dict(),
                         "task": task_info(self.task),
-                        "resumed_from": self._resumed_from,
+                        "resumed_from": self.resumed_from,
                         "start_step": row["step"],
                         **run_metadata(self.device),
                     },
@@ -252,20 +228,11 @@ class Trainer:
         if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
             self.save(Path(cfg.checkpoint_dir) / f"step_{self.step_count:06d}")
 
-    def _update(
-        self,
-        mb: Rollout,
-        logp_old: Tensor,
-        adv: Tensor,
-        zeta: float,
-        eps_high: float,
-        coef: float,
-        pre: tuple[Tensor, Tensor] | None = None,
-    ) -> dict[str, float]:
+    def _update(self, mb: Rollout, logp_old: Tensor, adv: Tensor, controls: Controls, pre: Pass = None) -> dict:
         """One optimizer step on a minibatch, accumulated over `grad_accum` micro-batches; returns its metrics.
 
-        pre: (logp, entropy) of the minibatch already computed with gradients (grad_accum = 1 only).
-        Every tensor here was made by this trainer from a validated config: the shared kernels run unchecked.
+        controls: (ζ, ε_high, entropy coefficient) in force. pre: (logp, entropy) of the minibatch already
+        computed with gradients (grad_accum = 1 only).
         """
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
@@ -273,52 +240,40 @@ class Trainer:
         out: dict[str, float] = {}
         for rows in torch.arange(len(mb)).tensor_split(cfg.grad_accum):
             part, dev_rows = mb.select(rows), rows.to(self.device)
-            mask = part.completion_mask
             # Each micro-batch's loss is a mean over its own tokens (or sequences); weighting it by its share
             # of the minibatch makes the accumulated gradient equal the full minibatch's.
-            share = (mask.sum() / n_tokens).item() if cfg.agg == "token-mean" else len(rows) / len(mb)
-            logp, ent = (
-                pre
-                if pre is not None
-                else completion_logprobs(self.model, part, cfg.chunk_size, cfg.temperature, cfg.amp)
-            )  # [n, T]
-            w = mask.to(logp.dtype)
-            adv_tok = adv[dev_rows][:, None].expand_as(logp)  # outcome reward: a sequence's tokens share its A
-            # β* of REPO-D is estimated over the sampled tokens of the (micro-)batch: dim = all its tokens.
-            a = shape_advantage_unchecked(
-                adv_tok, logp, ent.detach(), w, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1)
-            )
-            loss, m = policy_loss_unchecked(
-                logp,
-                logp_old[dev_rows],
-                a,
-                w,
-                cfg.objective,
-                cfg.eps_low,
-                eps_high,
-                cfg.agg,
-                generator=self.generator,
-                **cfg.loss_kwargs,
-            )
-            if coef:
-                loss = loss - coef * aggregate_unchecked(ent, w, cfg.agg)  # the explicit entropy bonus
+            share = (part.completion_mask.sum() / n_tokens).item() if cfg.agg == "token-mean" else len(rows) / len(mb)
+            loss, metrics = self._loss(part, logp_old[dev_rows], adv[dev_rows], controls, pre)
             (loss * share).backward()
-            part_metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask).item()}
-            part_metrics.update(
-                {
-                    k: float(v)
-                    for k, v in m.items()
-                    if k in ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")
-                }
-            )
-            for k, v in part_metrics.items():
-                out[k] = out.get(k, 0.0) + share * v
-            out["ratio_max"] = max(out.get("ratio_max", -math.inf), float(m["ratio_max"]))
+            for k, v in metrics.items():  # share-weighted means, except the largest ratio
+                out[k] = max(out.get(k, -math.inf), v) if k == "ratio_max" else out.get(k, 0.0) + share * v
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
         self.optimizer.step()
         out["grad_norm"] = grad_norm.item()
         return out
+
+    def _loss(self, part: Rollout, logp_old: Tensor, adv: Tensor, controls: Controls, pre: Pass) -> tuple[Tensor, dict]:
+        """A micro-batch's loss: log-probs -> REPO's advantage -> policy_loss (+ entropy bonus); and its metrics.
+
+        Every tensor here was made by this trainer from a validated config: the shared kernels run unchecked.
+        """
+        cfg, mask, (zeta, eps_high, coef) = self.config, part.completion_mask, controls
+        if pre is None:
+            pre = completion_logprobs(self.model, part, cfg.chunk_size, cfg.temperature, cfg.amp)
+        logp, ent = pre  # [n, T]
+        w = mask.to(logp.dtype)
+        adv_tok = adv[:, None].expand_as(logp)  # outcome reward: a sequence's tokens share its A
+        # β* of REPO-D is estimated over the sampled tokens of the (micro-)batch: dim = all its tokens.
+        a = shape_advantage_unchecked(adv_tok, logp, ent.detach(), w, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1))
+        options = {"generator": self.generator, **cfg.loss_kwargs}
+        loss, m = policy_loss_unchecked(logp, logp_old, a, w, cfg.objective, cfg.eps_low, eps_high, cfg.agg, **options)
+        if coef:
+            loss = loss - coef * aggregate_unchecked(ent, w, cfg.agg)  # the explicit entropy bonus
+        metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask).item()}
+        metrics.update({k: float(v) for k, v in m.items() if k in LOGGED_LOSS_METRICS})
+        metrics["ratio_max"] = float(m["ratio_max"])
+        return loss, metrics
 
     def train(self, steps: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
         """Run `steps` iterations (default: until config.steps in total); returns their metrics rows."""
@@ -335,56 +290,11 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write a checkpoint (model, tokenizer, optimizer, RNG, controllers) that `Trainer.resume` continues."""
-        directory = Path(directory)
-        lora = is_peft(self.model)
-        if lora and self.base_model_path is None:
-            raise ValueError(
-                "saving a LoRA run needs base_model_path (the local directory of the base weights) "
-                "so that Trainer.resume can rebuild the model"
-            )
-        with quiet_progress():
-            self.model.save_pretrained(directory)  # a peft model writes only its adapters
-        self.tokenizer.save_pretrained(directory)
-        tensors, opt_plain = optimizer_state(self.optimizer)
-        tensors.update({f"rng.sample.{k}": v for k, v in self._sample_rng.items()})
-        tensors["rng.generator"] = self.generator.get_state()
-        state = {
-            "step": self.step_count,
-            "config": self.config.to_dict(),
-            "task": task_info(self.task),
-            "base_model_path": self.base_model_path if lora else None,
-            "optimizer": opt_plain,
-            "controllers": self.controls.state_dict(),
-            "versions": {"entropy_rl_lite": importlib.metadata.version("entropy_rl_lite"), "torch": torch.__version__},
-        }
-        save_state(directory, tensors, state)
-        return directory
+        return save_trainer(self, directory)
 
     @classmethod
     def resume(
         cls, directory: str | Path, task: TextTask, device: str | torch.device | None = None, **overrides: Any
     ) -> "Trainer":
         """A trainer continuing exactly where `save` left it; `overrides` change config fields (e.g. steps)."""
-        tensors, state = load_state(directory)
-        if state["task"] != task_info(task):
-            raise ValueError(f"checkpoint was written for task {state['task']}, not {task_info(task)}")
-        config = resume_config(state["config"], overrides)
-        base = state.get("base_model_path")
-        model = load_checkpoint_model(directory, base)
-        tokenizer = load_tokenizer(directory)
-        trainer = cls(config, task, model=model, tokenizer=tokenizer, device=device, base_model_path=base)
-        load_optimizer_state(
-            trainer.optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")}, state["optimizer"]
-        )
-        for group in trainer.optimizer.param_groups:  # the saved groups carry the old values; the config wins
-            group["lr"], group["weight_decay"] = config.lr, config.weight_decay
-        trainer._sample_rng = {
-            k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")
-        }
-        trainer.generator.set_state(tensors["rng.generator"])
-        trainer.controls.load_state_dict(state["controllers"])
-        trainer.step_count = state["step"]
-        trainer._resumed_from = str(directory)
-        if trainer.log:
-            trainer.log.truncate_from(trainer.step_count)  # the interrupted run may have logged past the checkpoint
-        return trainer
+        return resume_trainer(cls, directory, task, device, overrides)
