@@ -63,7 +63,8 @@ class EntropyControl(EntropyControlFields):
     `erl.llm.TrainConfig`'s, narrowed to what the adapter runs. ADAPO's start value is TRL's `epsilon_high`.
 
     repo: None, "repo_r" or "repo_d" [ours: REPO-D's β over the micro-batch]. Not available here: repo="beta" /
-    "decorrelate" and the explicit entropy bonus (TRL computes its loss without the full-vocabulary entropy).
+    "decorrelate" and the explicit entropy bonus (the adapter adds no term to TRL's loss). The `beta` field is
+    REPO's β (unused by these variants), not GRPOConfig's KL coefficient `beta`.
     """
 
     def __post_init__(self) -> None:
