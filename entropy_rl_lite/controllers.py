@@ -34,6 +34,15 @@ def _plain(x: Tensor | None) -> float | list | None:
     return x.item() if x.dim() == 0 else x.tolist()
 
 
+def _from_plain(name: str, x: Any) -> float | Tensor | None:
+    """Inverse of `_plain`: a number stays a number, a list becomes a float64 tensor [seeds]."""
+    if isinstance(x, list):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x):
+            raise TypeError(f"{name} must be a number or a list of numbers, got {x!r}")
+        return torch.tensor(x, dtype=torch.float64)
+    return x
+
+
 class EntropyTargetController:
     """Base class: `update(entropy)` raises the value when entropy is below target, lowers it when above.
 
@@ -44,6 +53,8 @@ class EntropyTargetController:
     def __init__(self, value: float | Tensor, target_entropy: float | Tensor | None = None) -> None:
         self._value = _as_f64("value", value)
         self._target = None if target_entropy is None else _as_f64("target_entropy", target_entropy)
+        if self._target is not None and bool((self._target < 0).any()):
+            raise ValueError(f"target_entropy must be >= 0 (an entropy), got {target_entropy}")
 
     @property
     def value(self) -> float | Tensor:
@@ -91,15 +102,21 @@ class EntropyTargetController:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the parameters must match this controller's."""
+        """Restore from `state_dict()`; the parameters must match this controller's, and the value and target
+        pass the constructor's checks (a damaged checkpoint fails here, not steps later)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"a controller state must be a dict, got {type(state).__name__}")
         if state.get("kind") != type(self).__name__:
             raise ValueError(f"state kind {state.get('kind')!r} does not match {type(self).__name__}")
+        missing = sorted({"value", "target_entropy", *self._params()} - set(state))
+        if missing:
+            raise ValueError(f"{type(self).__name__} state lacks {missing}")
         for k, v in self._params().items():
             if state.get(k) != v:
                 raise ValueError(f"state has {k}={state.get(k)!r} but this controller has {k}={v!r}")
-        self._value = torch.tensor(state["value"], dtype=torch.float64)
-        target = state["target_entropy"]
-        self._target = None if target is None else torch.tensor(target, dtype=torch.float64)
+        value, target = (_from_plain(n, state[n]) for n in ("value", "target_entropy"))
+        checked = type(self)(value, **self._params(), target_entropy=target)  # the constructor validates both
+        self._value, self._target = checked._value, checked._target
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(value={self.value}, target_entropy={self.target_entropy})"

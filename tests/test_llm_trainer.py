@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -461,3 +462,25 @@ def test_replot_uses_logged_steps_and_skips_nulls_when_smoothing():
     plt.close("all")
     with pytest.raises(ValueError, match="no rows"):
         erl.plot.metrics({"empty": []}, fields=("entropy",))
+
+
+def test_a_diverging_run_says_so_and_where(tok, task, monkeypatch):
+    """A non-finite loss stops the run before the optimizer step (weights stay finite), naming the step;
+    non-finite weights stop it at sampling instead of deep inside torch.multinomial."""
+    import entropy_rl_lite.llm.trainer as trainer_mod
+
+    tr = Trainer(TrainConfig(steps=3, prompts_per_step=2, group_size=2, pass_k=2), task, tokenizer=tok)
+    tr.train(1, progress=False)
+    real = trainer_mod.policy_loss_unchecked
+    monkeypatch.setattr(
+        trainer_mod, "policy_loss_unchecked", lambda *a, **k: (real(*a, **k)[0] * math.inf, real(*a, **k)[1])
+    )
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    with pytest.raises(erl.llm.TrainingDiverged, match=r"at step 1: non-finite loss and grad_norm"):
+        tr.train(1, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    monkeypatch.undo()
+    with torch.no_grad():
+        tr.model.get_output_embeddings().weight.fill_(math.nan)
+    with pytest.raises(erl.llm.TrainingDiverged, match="at step 1: sampling met non-finite probabilities"):
+        tr.train(1, progress=False)

@@ -22,8 +22,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from .atomic import recover, write_atomically
 from .config import TrainConfig
-from .model import load_model, quiet_peft, quiet_progress
+from .model import RemoteCodeRefused, load_model, quiet_peft, quiet_progress
 from .tokenizer import load_tokenizer
 
 # Fields a resumed run cannot change: the optimizer's kind, the model, the random streams, which controllers exist.
@@ -67,6 +68,10 @@ def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, Tensor],
     opt.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed: the message names the file and what is wrong with it."""
+
+
 def save_state(directory: str | Path, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
     """Write the trainer's tensor and JSON state into `directory` (created if needed)."""
     directory = Path(directory)
@@ -75,15 +80,42 @@ def save_state(directory: str | Path, tensors: dict[str, Tensor], state: dict[st
     (directory / STATE_JSON).write_text(json.dumps(state, indent=1))
 
 
+# What `resume_trainer` reads from trainer_state.json, and the types it needs.
+STATE_KEYS = {"step": int, "config": dict, "task": dict, "optimizer": dict, "controllers": dict}
+
+
 def load_state(directory: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read what `save_state` wrote; a missing or partial checkpoint raises FileNotFoundError."""
-    directory = Path(directory)
+    """Read what `save_state` wrote. A missing checkpoint raises FileNotFoundError; a damaged one
+    CheckpointError naming the file and the problem."""
+    directory = recover(directory)
     missing = [n for n in (STATE_JSON, STATE_TENSORS) if not (directory / n).is_file()]
     if not (directory / "config.json").is_file() and not (directory / "adapter_config.json").is_file():
         missing.append("config.json (model) or adapter_config.json (LoRA adapters)")
     if missing:
         raise FileNotFoundError(f"{str(directory)!r} is not a complete checkpoint: missing {missing}")
-    return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())
+    json_file, tensor_file = directory / STATE_JSON, directory / STATE_TENSORS
+    try:
+        state = json.loads(json_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{json_file}: not valid JSON ({e}); the checkpoint is damaged") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{json_file}: expected a JSON object, got {type(state).__name__}")
+    for key, kind in STATE_KEYS.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            got = "nothing" if key not in state else type(state[key]).__name__
+            raise CheckpointError(f"{json_file}: {key!r} must be a {kind.__name__}, found {got}")
+    if state["step"] < 0:
+        raise CheckpointError(f"{json_file}: 'step' must be >= 0, found {state['step']}")
+    try:
+        tensors = load_file(str(tensor_file))
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError) for a cut or garbled file
+        problem = f"unreadable ({type(e).__name__}: {e})"
+        raise CheckpointError(f"{tensor_file}: {problem}; the checkpoint is damaged") from None
+    needed = ["rng.generator"] + ([] if any(k.startswith("rng.sample.") for k in tensors) else ["rng.sample.cpu"])
+    absent = [k for k in needed if k not in tensors]
+    if absent:
+        raise CheckpointError(f"{tensor_file}: lacks the tensors {absent}; the checkpoint is damaged")
+    return tensors, state
 
 
 def task_info(task: Any) -> dict[str, Any]:
@@ -105,31 +137,38 @@ def is_peft(model: Any) -> bool:
     return isinstance(model, peft.PeftModel)
 
 
-def resume_config(saved: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+def resume_config(saved: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     """The saved TrainConfig with `overrides` applied; refuses to change the FIXED_ON_RESUME fields."""
-    config = TrainConfig.from_dict(saved)
-    fixed = [k for k, v in overrides.items() if k in FIXED_ON_RESUME and v != getattr(config, k)]
+    fixed = [k for k, v in overrides.items() if k in FIXED_ON_RESUME and v != getattr(saved, k)]
     if fixed:
         raise ValueError(
             f"cannot change {fixed} when resuming: they fix the optimizer, the model, the random "
             f"streams or which controllers exist; start a new run instead. Changeable: everything "
             f"else (steps, lr, weight_decay, eps_*, zeta_max, log_path, ...)"
         )
-    return config.replace(**overrides)
+    return saved.replace(**overrides)
 
 
 def load_checkpoint_model(directory: str | Path, base_model_path: str | None) -> torch.nn.Module:
     """The model of a checkpoint: its weights, or for a LoRA run the frozen base with the saved adapters."""
-    if base_model_path is None:
-        return load_model(directory)
-    import peft
+    try:
+        if base_model_path is None:
+            return load_model(directory)
+        import peft
 
-    with quiet_peft():
-        return peft.PeftModel.from_pretrained(load_model(base_model_path), directory, is_trainable=True)
+        with quiet_peft():
+            return peft.PeftModel.from_pretrained(load_model(base_model_path), directory, is_trainable=True)
+    except (FileNotFoundError, RemoteCodeRefused):
+        raise
+    except Exception as e:  # transformers/safetensors/peft raise OSError, SafetensorError, RuntimeError, ...
+        raise CheckpointError(
+            f"{str(directory)!r}: the model weights do not load ({type(e).__name__}: {e}); the checkpoint is damaged"
+        ) from None
 
 
 def save_trainer(trainer: Any, directory: str | Path) -> Path:
-    """Write `trainer`'s checkpoint: model and tokenizer as save_pretrained writes them, then the trainer state."""
+    """Write `trainer`'s checkpoint (model and tokenizer as save_pretrained writes them, then the trainer
+    state) into a sibling directory and swap it in: a kill at any instant leaves the old or the new one whole."""
     directory = Path(directory)
     lora = is_peft(trainer.model)
     if lora and trainer.base_model_path is None:
@@ -137,9 +176,12 @@ def save_trainer(trainer: Any, directory: str | Path) -> Path:
             "saving a LoRA run needs base_model_path (the local directory of the base weights) "
             "so that Trainer.resume can rebuild the model"
         )
-    with quiet_progress():
-        trainer.model.save_pretrained(directory)  # a peft model writes only its adapters
-    trainer.tokenizer.save_pretrained(directory)
+    recover(directory)
+    if directory.exists() and (not directory.is_dir() or (any(directory.iterdir()) and not is_checkpoint(directory))):
+        raise ValueError(
+            f"refusing to save over {str(directory)!r}: it exists and is not a checkpoint "
+            f"(a checkpoint holds {STATE_JSON}); saving replaces the whole directory"
+        )
     tensors, opt_plain = optimizer_state(trainer.optimizer)
     tensors.update({f"rng.sample.{k}": v for k, v in trainer.sample_rng.items()})
     tensors["rng.generator"] = trainer.generator.get_state()
@@ -152,26 +194,45 @@ def save_trainer(trainer: Any, directory: str | Path) -> Path:
         "controllers": trainer.controls.state_dict(),
         "versions": {"entropy_rl_lite": importlib.metadata.version("entropy_rl_lite"), "torch": torch.__version__},
     }
-    save_state(directory, tensors, state)
-    return directory
+
+    def write(tmp: Path) -> None:
+        with quiet_progress():
+            trainer.model.save_pretrained(tmp)  # a peft model writes only its adapters
+        trainer.tokenizer.save_pretrained(tmp)
+        save_state(tmp, tensors, state)
+
+    return write_atomically(directory, write)
+
+
+def is_checkpoint(directory: str | Path) -> bool:
+    """Whether `directory` holds a trainer checkpoint (whole or damaged: it has the trainer's state file)."""
+    return (Path(directory) / STATE_JSON).is_file()
 
 
 def resume_trainer(trainer_cls: type, directory: str | Path, task: Any, device: Any, overrides: dict[str, Any]) -> Any:
     """A `trainer_cls` (Trainer) continuing exactly where `save_trainer` left it, with `overrides` applied."""
     tensors, state = load_state(directory)
+    where = Path(directory) / STATE_JSON
     if state["task"] != task_info(task):
         raise ValueError(f"checkpoint was written for task {state['task']}, not {task_info(task)}")
-    config = resume_config(state["config"], overrides)
+    try:
+        saved = TrainConfig.from_dict(state["config"])
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{where}: its config does not validate: {e}") from None
+    config = resume_config(saved, overrides)
     base = state.get("base_model_path")
     model, tokenizer = load_checkpoint_model(directory, base), load_tokenizer(directory)
     trainer = trainer_cls(config, task, model=model, tokenizer=tokenizer, device=device, base_model_path=base)
     moments = {k: v for k, v in tensors.items() if k.startswith("state.")}
-    load_optimizer_state(trainer.optimizer, moments, state["optimizer"])
+    try:
+        load_optimizer_state(trainer.optimizer, moments, state["optimizer"])
+        trainer.generator.set_state(tensors["rng.generator"])
+        trainer.controls.load_state_dict(state["controllers"])
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{directory}: the trainer state does not load ({type(e).__name__}: {e})") from None
     for group in trainer.optimizer.param_groups:  # the saved groups carry the old values; the config wins
         group["lr"], group["weight_decay"] = config.lr, config.weight_decay
     trainer.sample_rng = {k.removeprefix("rng.sample."): v for k, v in tensors.items() if k.startswith("rng.sample.")}
-    trainer.generator.set_state(tensors["rng.generator"])
-    trainer.controls.load_state_dict(state["controllers"])
     trainer.step_count = state["step"]
     trainer.resumed_from = str(directory)
     if trainer.log:

@@ -6,6 +6,7 @@ reads only a local directory (a string is never treated as a hub id).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +55,19 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would reseed every GPU too
         model = model_cls(config)  # initialised in fp32, then cast, so one seed gives the same weights per dtype
-    return model.to(dtype)
+    return cast_weights(model, dtype)
+
+
+def cast_weights(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
+    """Cast parameters and saved buffers to `dtype`; buffers a checkpoint does not store (RoPE's inv_freq)
+    keep their dtype, as `from_pretrained` recomputes them in fp32: a saved bf16 run then resumes bit-exactly."""
+    saved = set(model.state_dict())
+    kept = {name: buf for name, buf in model.named_buffers() if name not in saved}
+    model.to(dtype)
+    for name, buf in kept.items():
+        owner, _, leaf = name.rpartition(".")
+        model.get_submodule(owner)._buffers[leaf] = buf
+    return model
 
 
 @contextmanager
@@ -79,18 +92,42 @@ def quiet_peft() -> Iterator[None]:
         yield
 
 
+class RemoteCodeRefused(ValueError):
+    """A checkpoint asks transformers to import Python code shipped inside it; the library never does."""
+
+
+def refuse_remote_code(config_file: Path) -> dict:
+    """The parsed JSON config; refuses one whose `auto_map` would make transformers run the checkpoint's code."""
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{config_file}: not valid JSON ({e})") from None
+    if isinstance(config, dict) and config.get("auto_map"):
+        raise RemoteCodeRefused(
+            f"{config_file} has an auto_map ({sorted(config['auto_map'])}): loading it would run Python code "
+            "shipped with the checkpoint, which this library never does; use a model or tokenizer class that "
+            "transformers itself provides, or remove auto_map if the class is a built-in one"
+        )
+    return config
+
+
 def load_model(path: str | Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
     """Causal LM from a local `save_pretrained` directory; dtype None keeps the checkpoint's own dtype."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no such directory: {str(path)!r} (a model is a local checkpoint; hub ids are not downloaded)"
+        )
     if not path.is_dir() or not (path / "config.json").is_file():
         # Checked here so a typo fails clearly instead of becoming a (blocked) hub download attempt.
         raise FileNotFoundError(
             f"no local model checkpoint at {str(path)!r} (expected a directory with "
             "config.json, as written by save_pretrained); hub ids are not loaded"
         )
+    refuse_remote_code(path / "config.json")
     kwargs = {} if dtype is None else {"dtype": dtype}
     with quiet_progress():
-        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False, **kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

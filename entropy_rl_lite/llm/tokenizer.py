@@ -21,7 +21,6 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -109,17 +108,21 @@ class CharTokenizer(PreTrainedTokenizer):
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer saved beside a local checkpoint: a `CharTokenizer` if it is one, else transformers'
     AutoTokenizer (local files only), set up for generation (left padding; pad = eos when it has no pad)."""
+    from .model import refuse_remote_code
+
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such directory: {str(path)!r} (a tokenizer is loaded from a local checkpoint)")
     config = path / "tokenizer_config.json"
     if not config.is_file():
         raise FileNotFoundError(
             f"no tokenizer at {str(path)!r} (expected tokenizer_config.json, as save_pretrained writes it)"
         )
-    if json.loads(config.read_text()).get("tokenizer_class") == "CharTokenizer":
+    if refuse_remote_code(config).get("tokenizer_class") == "CharTokenizer":
         return CharTokenizer.from_pretrained(str(path))
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     tok.padding_side = "left"  # decoder-only generation appends at the right
     if tok.pad_token is None:
         if tok.eos_token is None:

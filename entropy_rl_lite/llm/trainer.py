@@ -52,7 +52,12 @@ from .rollout import (
 from .task import TextTask
 from .tokenizer import CharTokenizer
 
+
 # policy_loss's metrics the trainer logs (as means over the step's updates); ratio_max is logged as a maximum.
+class TrainingDiverged(RuntimeError):
+    """The loss, the gradient or the sampling probabilities became non-finite; the message names the step."""
+
+
 Controls = tuple[float, float, float]  # ζ, ε_high, entropy coefficient in force
 Pass = tuple[Tensor, Tensor] | None  # (logp, entropy) of a forward pass with gradients, to reuse
 LOGGED_LOSS_METRICS = ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")
@@ -114,14 +119,23 @@ class Trainer:
     def _rollout(self) -> Rollout:
         with torch.random.fork_rng(devices=rng_devices(self.device)):
             set_rng_state(self.sample_rng, self.device)
-            batch = sample(
-                self.model,
-                self.tokenizer,
-                pick_prompts(self.task.prompts, self.config.prompts_per_step, self.generator),
-                self.config.group_size,
-                self.config.max_new_tokens,
-                self.config.temperature,
-            )
+            prompts = pick_prompts(self.task.prompts, self.config.prompts_per_step, self.generator)
+            try:
+                batch = sample(
+                    self.model,
+                    self.tokenizer,
+                    prompts,
+                    self.config.group_size,
+                    self.config.max_new_tokens,
+                    self.config.temperature,
+                )
+            except RuntimeError as e:  # torch.multinomial's "probability tensor contains inf, nan or < 0"
+                if "probability tensor" not in str(e):
+                    raise
+                raise TrainingDiverged(
+                    f"training diverged at step {self.step_count}: sampling met non-finite probabilities "
+                    f"(the weights or logits hold inf/NaN; torch: {e})"
+                ) from None
             self.sample_rng = get_rng_state(self.device)
         return batch
 
@@ -249,8 +263,15 @@ class Trainer:
                 out[k] = max(out.get(k, -math.inf), v) if k == "ratio_max" else out.get(k, 0.0) + share * v
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
-        self.optimizer.step()
         out["grad_norm"] = grad_norm.item()
+        bad = [k for k in ("loss", "grad_norm") if not math.isfinite(out[k])]
+        if bad:  # checked before the step: the weights stay finite, and the run says where it broke
+            raise TrainingDiverged(
+                f"training diverged at step {self.step_count}: non-finite {' and '.join(bad)} "
+                f"(loss {out['loss']}, gradient norm {out['grad_norm']}); the weights were not updated with it. "
+                "Lower lr, keep max_grad_norm set, or check the rewards and the model's dtype"
+            )
+        self.optimizer.step()
         return out
 
     def _loss(self, part: Rollout, logp_old: Tensor, adv: Tensor, controls: Controls, pre: Pass) -> tuple[Tensor, dict]:
