@@ -1,40 +1,42 @@
 """The book runner: read book.yml, list the chapters, execute them, render HTML.
 
     python -m entropy_rl_lite.book list
-    python -m entropy_rl_lite.book run [CHAPTER ...] [--inplace] [--profile ci|cpu|gpu]
+    python -m entropy_rl_lite.book run [CHAPTER ...] [--inplace] [--keep-going] [--profile ci|cpu|gpu]
     python -m entropy_rl_lite.book html
     python -m entropy_rl_lite.book files [--samples]
     python -m entropy_rl_lite.book variants
 
 CHAPTER is a number ("01"), a slug ("softmax_bandits") or a path. `run` executes into _build/chapters/
-and leaves the committed notebooks alone unless --inplace (for authors refreshing stored outputs).
+and leaves the committed notebooks alone unless --inplace (for authors refreshing stored outputs). A failing
+chapter is reported like a failing test (its cell, the failing line, the values involved) and its partly
+executed notebook is saved to _build/chapters/, --inplace or not. Every run is recorded in _build/runs.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .book_kernel import environ, kernel_config, run_cells
+from .book_report import ANSI, Failure, assert_expressions, failure_report, failure_summary  # noqa: F401  (re-exported)
+from .book_runs import last_run, load_runs, record, save_runs
 from .book_toc import PROFILES, Book, Chapter, load_book, select  # noqa: F401  (the runner's API: `book.load_book(...)`)
 from .float_kernels import kernel_variants  # noqa: F401  (the runner's API: `book.kernel_variants()`)
 
-
-def _runs_file(book: Book) -> Path:
-    return book.root / "_build" / "runs.json"
-
-
-def _load_runs(book: Book) -> dict[str, Any]:
-    f = _runs_file(book)
-    return json.loads(f.read_text()) if f.exists() else {}
+ERASE_LINE = "\x1b[2K\r"  # a terminal's "clear this line, back to its start"
 
 
 class ChapterFailed(RuntimeError):
-    """A chapter's cell raised; the message names the chapter, the cell and the error."""
+    """A chapter's cell raised; str() is the full report, `summary` one line of it for runs.json."""
+
+    def __init__(self, report: str, summary: str, seconds: float, notebook: Path):
+        super().__init__(report)
+        self.report, self.summary, self.seconds, self.notebook = report, summary, seconds, notebook
 
 
 def chapter_profile(chapter: Chapter, profile: str | None = None, inplace: bool = False) -> str:
@@ -52,44 +54,45 @@ def chapter_profile(chapter: Chapter, profile: str | None = None, inplace: bool 
 
 
 def execute(
-    book: Book, chapter: Chapter, inplace: bool = False, profile: str | None = None, timeout: int = 1800
+    book: Book,
+    chapter: Chapter,
+    inplace: bool = False,
+    profile: str | None = None,
+    timeout: int = 1800,
+    on_cell: Callable[[int, int, float], None] | None = None,
 ) -> float:
-    """Execute one chapter with a fresh kernel; return its wall time in seconds."""
+    """Execute one chapter with a fresh kernel; return its wall time in seconds, or raise ChapterFailed.
+
+    on_cell(number, total, seconds) is called as each cell starts. A failed run saves its partly executed notebook
+    to _build/ (even with inplace: the committed notebook only ever receives complete runs)."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     src = book.root / chapter.file
+    build = book.root / "_build" / chapter.file
     nb = nbformat.read(src, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}}
-    )
-    saved = os.environ.get("ERL_PROFILE")
-    os.environ["ERL_PROFILE"] = chapter_profile(chapter, profile, inplace)  # the kernel inherits our environment
     start = time.perf_counter()
-    try:
-        client.execute()
-    except CellExecutionError as e:
-        failing = next(
-            (
-                i
-                for i, c in enumerate(nb.cells)
-                if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))
-            ),
-            None,
+    with (
+        environ("ERL_PROFILE", chapter_profile(chapter, profile, inplace)),
+        tempfile.TemporaryDirectory(prefix="erl-kernel-") as sockets,
+    ):
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            interrupt_on_timeout=True,  # a cell past the timeout fails with a traceback showing where it was
+            kernel_name="python3",
+            resources={"metadata": {"path": str(src.parent)}},
+            config=kernel_config(sockets),
         )
-        where = f"cell {failing + 1} of {len(nb.cells)}" if failing is not None else "a cell"
-        first = nb.cells[failing].source.strip().splitlines()[0] if failing is not None else ""
-        raise ChapterFailed(f"{chapter.file}: {where} failed ({first!r})\n{e.ename}: {e.evalue}") from None
-    finally:
-        if saved is None:
-            os.environ.pop("ERL_PROFILE", None)
-        else:
-            os.environ["ERL_PROFILE"] = saved
+        failure = run_cells(client, nb, on_cell or (lambda *_: None), start)
     elapsed = time.perf_counter() - start
-    out = src if inplace else book.root / "_build" / chapter.file
+    out = build if failure or not inplace else src
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
+    if failure:
+        saved = out.relative_to(book.root)
+        report = failure_report(chapter.file, nb, failure, saved)
+        raise ChapterFailed(report, failure_summary(nb, failure), elapsed, saved)
     return elapsed
 
 
@@ -107,51 +110,83 @@ def nbval_files(book: Book, samples_only: bool = False) -> list[Path]:
 
 
 def cmd_list(book: Book) -> None:
-    runs = _load_runs(book)
+    runs = load_runs(book)
     print(f"{book.title}  (version {book.version})")
-    print(f"{'#':<3} {'chapter':<34} {'part':<10} {'profile':<8} {'budget':>7} {'last run':>9}")
+    print(f"{'#':<3} {'chapter':<34} {'part':<10} {'profile':<8} {'budget':>7} {'last run':>13}")
     for c in book.chapters:
-        last = runs.get(c.file, {}).get("seconds")
         part = (c.part or "-").split(":")[0]
-        print(
-            f"{c.number:<3} {c.stem:<34} {part:<10} {c.profile:<8} {c.budget_s:>6.0f}s "
-            f"{(f'{last:.1f}s' if last is not None else '-'):>9}"
-        )
+        last = last_run(runs.get(c.file))
+        print(f"{c.number:<3} {c.stem:<34} {part:<10} {c.profile:<8} {c.budget_s:>6.0f}s {last:>13}")
 
 
-def cmd_run(book: Book, names: list[str], inplace: bool, profile: str | None) -> int:
-    from tqdm import tqdm
+def _cell_progress(stem: str, budget: float) -> Callable[[int, int, float], None] | None:
+    """A live 'cell 15/42 running, 12s of 90s' line on a terminal; nothing when the output is a log."""
+    if not sys.stderr.isatty():
+        return None
 
+    def show(number: int, total: int, seconds: float) -> None:
+        line = f"  {stem}: cell {number}/{total} running, {seconds:.0f}s of {budget:.0f}s"
+        print(ERASE_LINE + line, end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _table(rows: list[tuple[Chapter, str, float | None]]) -> list[str]:
+    """The end-of-run table: chapter, status, seconds (None: not run), budget."""
+    out = [f"{'chapter':<34} {'status':<8} {'time':>8} {'budget':>8}"]
+    for c, status, s in rows:
+        flag = "  OVER BUDGET" if s is not None and s > c.budget_s else ""
+        took = f"{s:.1f}s" if s is not None else "-"
+        out.append(f"{c.stem:<34} {status:<8} {took:>8} {c.budget_s:>7.0f}s{flag}")
+    return out
+
+
+def _run_one(
+    book: Book, c: Chapter, label: str, runs: dict[str, Any], inplace: bool, profile: str | None
+) -> tuple[str, float]:
+    """Run one chapter with progress lines, print its report if it fails, record it; return (status, seconds)."""
+    used = chapter_profile(c, profile, inplace)
+    print(f"{label} {c.stem}: running (profile {used}, budget {c.budget_s:.0f}s)", flush=True)
+    progress = _cell_progress(c.stem, c.budget_s)
+    report = None
+    try:
+        seconds = execute(book, c, inplace=inplace, profile=profile, on_cell=progress)
+        notebook, failure = Path(c.file if inplace else f"_build/{c.file}"), None
+    except ChapterFailed as e:
+        seconds, notebook, failure, report = e.seconds, e.notebook, e.summary, e.report
+    if progress:
+        print(ERASE_LINE, end="", file=sys.stderr)
+    if report:
+        print(f"\n{report}\n", file=sys.stderr, flush=True)
+    record(runs, c, seconds, used, notebook, failure)
+    save_runs(book, runs)  # after every chapter: a failed or interrupted run keeps the times it measured
+    status = runs[c.file]["status"]
+    over = " (OVER BUDGET)" if seconds > c.budget_s else ""
+    print(f"{label} {c.stem}: {status} in {seconds:.1f}s of {c.budget_s:.0f}s{over}", flush=True)
+    return status, seconds
+
+
+def cmd_run(book: Book, names: list[str], inplace: bool, profile: str | None, keep_going: bool = False) -> int:
     chapters = select(book, names)
-    runs = _load_runs(book)
-    results = []
-    bar = tqdm(chapters, unit="chapter", desc="book")
-    for c in bar:
-        bar.set_postfix_str(c.stem)
-        try:
-            seconds = execute(book, c, inplace=inplace, profile=profile)
-        except ChapterFailed as e:
-            bar.close()
-            print(f"\nFAILED {e}", file=sys.stderr)
-            return 1
-        runs[c.file] = {
-            "seconds": round(seconds, 2),
-            "budget_s": c.budget_s,
-            "profile": chapter_profile(c, profile, inplace),
-            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        results.append((c, seconds))
-    _runs_file(book).parent.mkdir(parents=True, exist_ok=True)
-    _runs_file(book).write_text(json.dumps(runs, indent=1))
-    print(f"\n{'chapter':<34} {'time':>8} {'budget':>8}")
-    over = 0
-    for c, s in results:
-        flag = "" if s <= c.budget_s else "  OVER BUDGET"
-        over += bool(flag)
-        print(f"{c.stem:<34} {s:>7.1f}s {c.budget_s:>7.0f}s{flag}")
-    where = "the committed notebooks (--inplace)" if inplace else f"{book.root / '_build' / 'chapters'}"
-    print(f"executed {len(results)} chapter(s) into {where}" + (f"; {over} over budget" if over else ""))
-    return 0
+    runs = load_runs(book)
+    rows: list[tuple[Chapter, str, float | None]] = []
+    for i, c in enumerate(chapters, 1):
+        status, seconds = _run_one(book, c, f"[{i}/{len(chapters)}]", runs, inplace, profile)
+        rows.append((c, status, seconds))
+        if status == "failed" and not keep_going:
+            break
+    rows += [(c, "not run", None) for c in chapters[len(rows) :]]
+    print("\n" + "\n".join(_table(rows)))
+    count = {status: sum(s == status for _, s, _ in rows) for status in ("passed", "failed", "not run")}
+    over = sum(s is not None and s > c.budget_s for c, _, s in rows)
+    build = book.root / "_build" / "chapters"
+    print(
+        f"executed {count['passed']} chapter(s) into {'the committed notebooks (--inplace)' if inplace else build}"
+        + (f"; {count['failed']} FAILED (partly executed copies in {build})" if count["failed"] else "")
+        + (f"; {over} over budget" if over else "")
+        + (f"; {count['not run']} not run (--keep-going runs the rest)" if count["not run"] else "")
+    )
+    return 1 if count["failed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="execute chapters into _build/ (or --inplace)")
     run.add_argument("chapters", nargs="*", help="numbers, slugs or paths; default: every chapter")
     run.add_argument("--inplace", action="store_true", help="refresh the committed notebooks' outputs")
+    run.add_argument("--keep-going", action="store_true", help="after a failing chapter, run the rest")
     run.add_argument("--profile", choices=PROFILES, help="override each chapter's profile (sets ERL_PROFILE)")
     sub.add_parser("html", help="render the executed book to _build/html/")
     files = sub.add_parser(
@@ -179,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd_list(book)
         return 0
     if args.cmd == "run":
-        return cmd_run(book, args.chapters, args.inplace, args.profile)
+        return cmd_run(book, args.chapters, args.inplace, args.profile, args.keep_going)
     if args.cmd == "files":
         print("\n".join(str(p) for p in nbval_files(book, samples_only=args.samples)))
         return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -106,17 +108,167 @@ def test_runner_executes_into_build_records_time_and_renders_html(tmp_path, caps
     assert book.main(["--book", str(path), "html"]) == 0
     index = (tmp_path / "_build" / "html" / "index.html").read_text()
     assert "Tiny chapter" in index and "01_tiny.html" in index and "Part A" in index
+    assert "erl-warning" not in index  # executed by this build and passing: no mark
     book.main(["--book", str(path), "list"])
     assert "01_tiny" in capsys.readouterr().out
 
 
-def test_runner_names_the_failing_cell(tmp_path, capsys):
+def test_runner_names_the_failing_cell(tmp_path, capfd):
     path = _tiny_book(tmp_path, ["x = 1", "assert x == 2, 'x should be 2'"])
     before = os.environ.get("ERL_PROFILE")
     assert book.main(["--book", str(path), "run"]) == 1
-    err = capsys.readouterr().err
-    assert "01_tiny.ipynb: cell 3 of 3 failed" in err and "assert x == 2" in err and "x should be 2" in err
+    err = capfd.readouterr().err  # capfd: the kernel writes to the process's stderr, not to sys.stderr
+    assert "FAILED chapters/01_tiny.ipynb: cell 3 of 3 (code cell 2, nbval's Cell 1)" in err
+    assert re.search(r"^>\s+1  assert x == 2, 'x should be 2'$", err, re.M) and "AssertionError: x should be 2" in err
+    assert "x = 1" in err  # the values, even when the assert has a message
+    assert "without encryption" not in err and "IPKernelApp" not in err  # ipc sockets: no warning from the kernel
     assert os.environ.get("ERL_PROFILE") == before  # the runner restores the environment it changed
+
+
+def _book_of(root: Path, chapters: dict[str, list[str]]) -> Path:
+    """A book of tiny chapters {stem: code cells}, each opening with its title; return its book.yml."""
+    (root / "chapters").mkdir(parents=True)
+    for stem, cells in chapters.items():
+        nb = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_markdown_cell(f"# {stem}")] + [nbformat.v4.new_code_cell(c) for c in cells],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        )
+        nbformat.write(nb, root / "chapters" / f"{stem}.ipynb")
+    toc = [{"file": f"chapters/{stem}.ipynb"} for stem in chapters]
+    spec = {"title": "Small", "version": "0.0", "project": {"toc": toc}}
+    spec["execution"] = {"defaults": {"budget_s": 30}}
+    (root / "book.yml").write_text(yaml.safe_dump(spec))
+    return root / "book.yml"
+
+
+FAILING = {
+    "01_pass": ["a = 6 * 7"],
+    "02_fail": ["import math", "x = 3\nassert x > 5", "print('never reached')"],
+    "03_after": ["b = 1"],
+    "04_unrun": ["c = 1"],  # in the book, never run: `html` must say so
+}
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory):
+    """Chapters 01-03 run --inplace --keep-going (02 fails), then `html`: (root, rc, out, err, committed 02)."""
+    root = tmp_path_factory.mktemp("failing")
+    path = _book_of(root, FAILING)
+    committed = (root / "chapters" / "02_fail.ipynb").read_bytes()
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = book.main(["--book", str(path), "run", "01", "02", "03", "--inplace", "--keep-going"])
+        book.main(["--book", str(path), "html"])
+    return root, rc, out.getvalue(), err.getvalue(), committed
+
+
+def test_a_failing_chapter_is_reported_like_a_failing_test(failed_run):
+    _, rc, _, err, _ = failed_run
+    assert rc == 1
+    report = err[err.index("FAILED chapters/02_fail.ipynb") :]
+    assert report.startswith("FAILED chapters/02_fail.ipynb: cell 3 of 4 (code cell 2, nbval's Cell 1)")
+    assert re.search(r"^\s+1  x = 3$", report, re.M) and re.search(r"^>\s+2  assert x > 5$", report, re.M)
+    assert "E   AssertionError (no message)" in report
+    assert re.search(r"^\s+x = 3$", report[report.index("values") :], re.M)  # the value, read from the kernel
+    assert "partly executed notebook (outputs up to the failing cell): _build/chapters/02_fail.ipynb" in report
+
+
+def test_a_failed_run_saves_the_partial_notebook_and_leaves_the_committed_one(failed_run):
+    root, _, _, _, committed = failed_run
+    assert (root / "chapters" / "02_fail.ipynb").read_bytes() == committed  # --inplace, yet untouched
+    partial = nbformat.read(root / "_build" / "chapters" / "02_fail.ipynb", as_version=4)
+    assert partial.cells[1].execution_count == 1 and partial.cells[2].outputs[0]["ename"] == "AssertionError"
+    assert partial.cells[3].execution_count is None and partial.cells[3].outputs == []
+    refreshed = nbformat.read(root / "chapters" / "03_after.ipynb", as_version=4)  # the passing ones: in place
+    assert refreshed.cells[1].execution_count == 1
+
+
+def test_keep_going_runs_the_rest_records_every_chapter_and_prints_a_table(failed_run):
+    root, _, out, _, _ = failed_run
+    runs = json.loads((root / "_build" / "runs.json").read_text())
+    assert runs["chapters/01_pass.ipynb"]["status"] == runs["chapters/03_after.ipynb"]["status"] == "passed"
+    assert (
+        runs["chapters/02_fail.ipynb"]["status"] == "failed"
+        and "AssertionError" in runs["chapters/02_fail.ipynb"]["failure"]
+    )
+    assert all(r["seconds"] > 0 and r["profile"] == "ci" and r["when"] for r in runs.values())
+    assert "chapters/04_unrun.ipynb" not in runs
+    assert re.search(r"^\[2/3\] 02_fail: running \(profile ci, budget 30s\)$", out, re.M)
+    assert re.search(r"^\[2/3\] 02_fail: failed in [\d.]+s of 30s$", out, re.M)
+    table = out[out.index("chapter ") :]
+    for stem, status in (("01_pass", "passed"), ("02_fail", "failed"), ("03_after", "passed")):
+        assert re.search(rf"^{stem}\s+{status}\s+[\d.]+s\s+30s$", table, re.M), stem
+
+
+def test_html_marks_failed_and_unexecuted_chapters(failed_run):
+    root, _, _, err, _ = failed_run
+    html_dir = root / "_build" / "html"
+    index = {li.split('"')[1]: li for li in (html_dir / "index.html").read_text().split("<li>")[1:]}
+    assert (
+        "(failed in the last run)" in index["02_fail.html"] and "(not executed in this build)" in index["04_unrun.html"]
+    )
+    assert "erl-warning" not in index["01_pass.html"] + index["03_after.html"]  # refreshed in place: executed
+    page = (html_dir / "02_fail.html").read_text()
+    assert "class='erl-warning'" in page and "its outputs stop at the failing cell" in page
+    assert page.index("erl-warning") < page.index("<h1")  # at the top of the page
+    assert "warning: 02_fail: failed in the last run" in err and "warning: 04_unrun: not executed" in err
+
+
+def test_runs_json_keeps_the_times_of_passed_chapters_when_one_fails(tmp_path, capsys):
+    path = _book_of(tmp_path, {k: FAILING[k] for k in ("01_pass", "02_fail", "03_after")})
+    earlier = {"status": "passed", "seconds": 1.5, "budget_s": 30, "profile": "ci", "when": "2026-01-01 00:00:00"}
+    (tmp_path / "_build").mkdir()
+    (tmp_path / "_build" / "runs.json").write_text(json.dumps({"chapters/02_fail.ipynb": earlier}))
+    assert book.main(["--book", str(path), "run"]) == 1
+    runs = json.loads((tmp_path / "_build" / "runs.json").read_text())
+    assert runs["chapters/01_pass.ipynb"]["status"] == "passed" and runs["chapters/01_pass.ipynb"]["seconds"] > 0
+    assert runs["chapters/02_fail.ipynb"]["last_passed"]["seconds"] == 1.5  # the last good time survives the failure
+    assert "chapters/03_after.ipynb" not in runs  # no --keep-going: stopped at the failure
+    out = capsys.readouterr().out
+    assert re.search(r"^03_after\s+not run\s+-\s+30s$", out, re.M) and "1 not run (--keep-going runs the rest)" in out
+    book.main(["--book", str(path), "list"])
+    listing = capsys.readouterr().out
+    assert re.search(r"02_fail .* [\d.]+s FAILED$", listing, re.M) and re.search(r"01_pass .* [\d.]+s$", listing, re.M)
+
+
+def test_assert_expressions_are_the_pure_parts_of_the_failing_assert():
+    source = "%time y = 1\nx = [1]\nassert abs(x[0] - y) < tol and train(model) > 0 and all(v > 1 for v in vs)"
+    exprs = book.assert_expressions(source, 3)
+    assert exprs == ["abs(x[0] - y) < tol", "abs(x[0] - y)", "x[0] - y", "x[0]", "x", "y", "tol", "model", "vs"]
+    assert book.assert_expressions(source, 2) == [] and book.assert_expressions("assert (", 1) == []
+
+
+def test_a_report_shows_the_frames_below_the_cell():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_code_cell("f(2)")])
+    tb = [
+        "\x1b[31m------\x1b[39m",
+        "AssertionError    Traceback (most recent call last)",
+        "Cell In[3], line 1\n----> 1 f(2)\n",
+        "Cell In[1], line 2, in f(v)\n      1 def f(v):\n----> 2     assert v < 0\n",
+        "AssertionError: ",
+    ]
+    failure = book.Failure(1, "AssertionError", "", [book.ANSI.sub("", c) for c in tb])
+    report = book.failure_report("chapters/t.ipynb", nb, failure, "_build/chapters/t.ipynb")
+    assert "FAILED chapters/t.ipynb: cell 2 of 2 (code cell 1, nbval's Cell 0)" in report
+    assert re.search(r"^>\s+1  f\(2\)$", report, re.M) and "traceback below the cell:" in report
+    assert "----> 2     assert v < 0" in report and "values" not in report
+
+
+def test_html_marks_a_chapter_whose_build_copy_is_older_than_its_source(tmp_path, capsys):
+    path = _tiny_book(tmp_path, ["x = 1"])
+    src, build = tmp_path / "chapters" / "01_tiny.ipynb", tmp_path / "_build" / "chapters" / "01_tiny.ipynb"
+    build.parent.mkdir(parents=True)
+    build.write_bytes(src.read_bytes())
+    os.utime(build, (src.stat().st_mtime - 60,) * 2)  # the source was edited after the last run
+    from entropy_rl_lite.book_html import render
+
+    index = render(book.load_book(path)).read_text()
+    assert "(not executed in this build)" in index
+    assert (
+        "the _build/ copy is older than chapters/01_tiny.ipynb"
+        in (tmp_path / "_build" / "html" / "01_tiny.html").read_text()
+    )
+    assert "warning: 01_tiny: not executed in this build" in capsys.readouterr().err
 
 
 def test_gpu_chapters_pick_the_gpu_profile_only_for_readers_with_cuda(monkeypatch):
