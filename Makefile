@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 STAMP := $(VENV)/.installed
+# Where pip finds torch: empty for PyPI (the CUDA build on Linux), or https://download.pytorch.org/whl/cpu.
+TORCH_INDEX ?=
 BOOK := $(PY) -m entropy_rl_lite.book
 # nbval: asserts are checked in every cell; outputs only in cells tagged nbval-check-output. The stored outputs
 # are the ci profile's, so the kernels run ci even on a GPU machine (where chapters would pick the gpu profile).
@@ -15,8 +17,8 @@ NBVAL := ERL_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	@# torch first and pinned: 2.13.0 is the CPU wheel on this machine's disk; anything else pulls a CUDA build.
-	$(PIP) install torch==2.13.0 -c constraints.txt
+	@# torch first and pinned, from TORCH_INDEX when set (the CPU build: make book TORCH_INDEX=.../whl/cpu).
+	$(PIP) install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) -c constraints.txt
 	$(PIP) install -e ".[book,test,trl]" -c constraints.txt
 	touch $(STAMP)
 
