@@ -52,14 +52,73 @@ def check_number(
     return x
 
 
-def check_int(name: str, x: object, *, low: int | None = None) -> int:
-    """Require an integer >= low."""
+def check_int(name: str, x: object, *, low: int | None = None, allow_tensor: bool = False) -> int:
+    """Require an integer >= low; allow_tensor also takes a 0-d integer tensor (a count made with tensor ops)."""
+    if allow_tensor and isinstance(x, Tensor) and x.dim() == 0 and not (x.is_floating_point() or x.is_complex()):
+        x = x.item()  # a bool tensor becomes a bool, and is refused below
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(x).__name__}")
+        got = f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        allowed = "an int or a 0-d integer tensor" if allow_tensor else "an int"
+        raise TypeError(f"{name} must be {allowed}, got {got}")
     x = int(x)
     if low is not None and x < low:
         raise ValueError(f"{name} must be >= {low}, got {x}")
     return x
+
+
+def check_bool(name: str, x: object) -> bool:
+    """Require a bool (a string such as "False" is truthy, so it is refused rather than guessed at)."""
+    if not isinstance(x, bool):
+        raise TypeError(f"{name} must be True or False, got {x!r}")
+    return x
+
+
+def check_nonnegative(name: str, x: Tensor, *, high: float | None = None) -> Tensor:
+    """Require every entry of a checked tensor to be >= 0 (and <= high if given), e.g. probabilities or weights."""
+    if x.numel() == 0:
+        return x
+    with torch.no_grad():
+        lo, hi = x.amin().item(), x.amax().item()
+    if lo < 0 or (high is not None and hi > high):
+        allowed = f"in [0, {high:g}]" if high is not None else ">= 0"
+        raise ValueError(f"{name} must hold values {allowed}, got values in [{lo:.4g}, {hi:.4g}]")
+    return x
+
+
+def check_dim(name: str, dim: object, ndim: int) -> None:
+    """Require an int or a tuple of distinct ints naming dimensions of a tensor with ndim dimensions."""
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    if not dims or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in dims):
+        raise TypeError(f"{name} must be an int or a non-empty tuple of ints, got {dim!r}")
+    n = max(ndim, 1)  # torch lets a 0-d tensor reduce over dim 0 / -1
+    if any(not -n <= d < n for d in dims):
+        raise ValueError(f"{name}={dim!r} is out of range for {ndim}-dimensional inputs (allowed: {-n} to {n - 1})")
+    if len({d % n for d in dims}) < len(dims):
+        raise ValueError(f"{name}={dim!r} names a dimension twice")
+
+
+def check_broadcast(name: str, x: object, shape: tuple[int, ...] | torch.Size, target: str) -> None:
+    """Require a tensor x to broadcast to `shape` (the shape of `target`) without enlarging it; numbers pass."""
+    if not isinstance(x, Tensor):
+        return
+    try:
+        ok = torch.broadcast_shapes(x.shape, shape) == tuple(shape)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} has shape {tuple(x.shape)}, which does not broadcast to {target}'s {tuple(shape)}")
+
+
+def check_per_problem(name: str, x: object, like: Tensor, batch_dims: int = 2) -> None:
+    """A value per problem (see `per_problem`) must match like's leading dims, those before the last batch_dims."""
+    if not isinstance(x, Tensor) or x.numel() <= 1:
+        return
+    lead = tuple(like.shape[: max(like.dim() - batch_dims, 0)])
+    if x.dim() > len(lead) or any(a not in (1, b) for a, b in zip(x.shape, lead)):
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}; one value per problem must match the leading dimensions "
+            f"{lead} of the [..., B, T] inputs (shape {tuple(like.shape)}), or be a single number"
+        )
 
 
 def check_weights(name: str, w: Tensor) -> Tensor:
@@ -89,6 +148,9 @@ def check_eps(name: str, x: float | Tensor) -> float | Tensor:
 
 def check_same_shape(**tensors: Tensor) -> None:
     """Require every named tensor to have the same shape."""
+    for k, v in tensors.items():
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{k} must be a torch.Tensor, got {type(v).__name__}")
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     if len(set(shapes.values())) > 1:
         detail = ", ".join(f"{k} {s}" for k, s in shapes.items())

@@ -1,4 +1,4 @@
-"""ADAPO: adaptive asymmetric clipping (paper.md §6).
+"""ADAPO: adaptive asymmetric clipping (docs/science.md §6).
 
 DAPO's fixed ε_high lets entropy drift; ADAPO moves ε_high toward a target entropy: a larger ε_high
 lets entropy-raising updates through, a smaller one holds them back. The multiplicative bang-bang step

@@ -1,4 +1,4 @@
-"""Group advantages (paper.md §2): the G samples of one prompt share a baseline.
+"""Group advantages (docs/science.md §2): the G samples of one prompt share a baseline.
 
 Rewards come in consecutive groups of `group_size` along the last dimension. A group whose rewards are
 all equal carries no signal and gets zero advantages (never NaN).
@@ -9,7 +9,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_int, check_number, check_tensor, check_weights, fp32
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_number,
+    check_tensor,
+    check_weights,
+    fp32,
+)
 
 ADVANTAGES = ("grpo", "rloo", "dr_grpo", "none")
 NEEDS_GROUP = ("grpo", "rloo", "dr_grpo")  # their baseline comes from the other samples of the group: G >= 2
@@ -74,7 +83,14 @@ def expected_group_advantages(
     the G → ∞ limit; at finite G the std normalisation makes the expected update differ. none: R.
     """
     check_tensor("rewards", rewards, min_dim=1)
-    check_tensor("probs", probs, min_dim=1)
+    check_nonnegative("probs", check_tensor("probs", probs, min_dim=1))
+    try:  # a reward table [K] may be shared by many problems' probs [..., K]
+        torch.broadcast_shapes(rewards.shape, probs.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"rewards {tuple(rewards.shape)} and probs {tuple(probs.shape)} do not broadcast: "
+            "both must be [..., K] over the same K actions"
+        ) from None
     check_choice("kind", kind, ADVANTAGES)
     eps = check_number("eps", eps, low=0.0)
     if group_size is not None:
@@ -107,6 +123,7 @@ def scale_advantages(adv: Tensor, mask: Tensor | None = None, center: bool = Fal
     """
     check_tensor("adv", adv)
     eps = check_number("eps", eps, low=0.0)
+    check_bool("center", center)
     adv = fp32(adv)
     if mask is None:
         w = torch.ones_like(adv)

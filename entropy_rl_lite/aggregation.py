@@ -1,4 +1,4 @@
-"""Masks as weights, and how per-token values become one number per problem (paper.md §2, aggregation modes).
+"""Masks as weights, and how per-token values become one number per problem (docs/science.md §2, aggregation modes).
 
 Token-level tensors are [..., B, T] with a mask of the same shape (bool, or float weights); every reduction
 is over the last two dimensions, so leading dimensions are independent problems (e.g. bandit seeds).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_number, check_weights, fp32
+from ._checks import check_choice, check_number, check_tensor, check_weights, fp32
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 
@@ -47,8 +47,7 @@ def aggregate(values: Tensor, mask: Tensor, agg: str = "token-mean", horizon: in
     seq-mean-token-sum-norm: Σ m·v / (B · horizon), a constant normaliser (Dr.GRPO); horizon defaults to T.
     """
     check_choice("agg", agg, AGGREGATIONS)
-    if values.dim() < 2:
-        raise ValueError(f"per-token values must be [..., B, T], got shape {tuple(values.shape)}")
+    check_tensor("values", values, min_dim=2)  # per-token values [..., B, T], finite
     if horizon is not None:
         check_number("horizon", horizon, low=0.0, low_open=True)
     values = fp32(values)

@@ -24,6 +24,7 @@ from .advantages import expected_group_advantages_unchecked, group_advantages_un
 from .bandit_history import History, Observation, StepRecord, stack_history
 from .entropy import GRADIENTS, entropy_from_logp
 from .entropy_control import EntropyControls
+from .field_docs import document_fields
 from .losses import policy_loss_unchecked
 from .repo import shape_advantage_unchecked
 from .rl_fields import RLFields
@@ -32,6 +33,7 @@ ESTIMATORS = ("exact", "sampled")
 OPTIMIZERS = ("sgd", "adam")
 
 
+@document_fields
 @dataclass(frozen=True)
 class BanditConfig(RLFields):
     """Everything that defines a bandit run. Validated on creation; errors name the field.

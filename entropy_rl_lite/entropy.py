@@ -1,4 +1,4 @@
-"""Entropy of softmax policies and first-order predictions of how a step changes it (paper.md §1).
+"""Entropy of softmax policies and first-order predictions of how a step changes it (docs/science.md §1).
 
 Notation: z = logits, π = softmax(z), H = -Σ π log π, L = log π + H (the centred log-probability).
 """
@@ -28,13 +28,13 @@ def entropy_from_logp(logp: Tensor, probs: Tensor | None = None) -> Tensor:
     return torch.where(probs == 0, 0.0, -probs * logp).sum(-1) + 0.0  # + 0.0: no "-0.0"
 
 
-def _check_logits(logits: object) -> Tensor:
+def _check_logits(logits: object, name: str = "logits") -> Tensor:
     """Logits of a distribution: at least one action, and at least one finite logit per row (-inf masks an arm)."""
-    check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    check_tensor(name, logits, min_dim=1, allow_neg_inf=True)
     if logits.shape[-1] == 0:
-        raise ValueError(f"logits must have at least one action in the last dimension, got shape {tuple(logits.shape)}")
+        raise ValueError(f"{name} must have at least one action in the last dimension, got shape {tuple(logits.shape)}")
     if not bool(torch.isfinite(logits).any(-1).all()):
-        raise ValueError("logits has a row that is entirely -inf: no action has positive probability")
+        raise ValueError(f"{name} has a row that is entirely -inf: no action has positive probability")
     return logits
 
 
@@ -56,6 +56,10 @@ def entropy_change_first_order(logits: Tensor, delta_logits: Tensor) -> Tensor:
     check_tensor("logits", logits, min_dim=1)
     check_tensor("delta_logits", delta_logits, min_dim=1)
     check_same_shape(logits=logits, delta_logits=delta_logits)
+    return _entropy_change_first_order(logits, delta_logits)
+
+
+def _entropy_change_first_order(logits: Tensor, delta_logits: Tensor) -> Tensor:
     logp = _logp(logits)
     probs = logp.exp()
     # Cov_π(log π, Δz) = E_π[L · Δz] because L already has mean zero under π.
@@ -65,8 +69,13 @@ def entropy_change_first_order(logits: Tensor, delta_logits: Tensor) -> Tensor:
 
 def entropy_change_exact(logits: Tensor, delta_logits: Tensor) -> Tensor:
     """The true change H(softmax(z + Δz)) - H(softmax(z)). [..., K] x2 -> [...]."""
+    _check_logits(logits)
+    check_tensor("delta_logits", delta_logits, min_dim=1)
     check_same_shape(logits=logits, delta_logits=delta_logits)
-    return entropy(fp32(logits) + fp32(delta_logits)) - entropy(logits)
+    moved = fp32(logits) + fp32(delta_logits)
+    if not bool((moved < torch.inf).all()):  # +inf or NaN: a finite sum that overflowed
+        raise ValueError("logits + delta_logits overflows: keep |logits + delta_logits| below the float range")
+    return entropy_from_logp(_logp(moved)) - entropy_from_logp(_logp(logits))
 
 
 def pg_logit_step(logits: Tensor, adv: Tensor, lr: float, gradient: str = "vanilla") -> Tensor:
@@ -80,6 +89,13 @@ def pg_logit_step(logits: Tensor, adv: Tensor, lr: float, gradient: str = "vanil
     check_same_shape(logits=logits, adv=adv)
     lr = check_number("lr", lr, low=0.0)
     check_choice("gradient", gradient, GRADIENTS)
+    step = _pg_logit_step(logits, adv, lr, gradient)
+    if not bool(torch.isfinite(step).all()):
+        raise ValueError(f"lr · adv overflows {step.dtype} (lr = {lr:g}): use a smaller lr or smaller advantages")
+    return step
+
+
+def _pg_logit_step(logits: Tensor, adv: Tensor, lr: float, gradient: str) -> Tensor:
     probs = _logp(logits).exp()
     adv = fp32(adv)
     centred = adv - (probs * adv).sum(-1, keepdim=True)
@@ -93,7 +109,9 @@ def predicted_entropy_change(logits: Tensor, adv: Tensor, lr: float, gradient: s
     """
     # Composed rather than written out: the Lemma ΔH ≈ -Σ π L Δz with the vanilla step Δz = lr·π⊙(A - E_π A)
     # gives ΔH ≈ -lr · Σ_a π(a)² (A(a) - E_π A) L(a), Theorem 1's form; with A centred, E_π A = 0.
-    return entropy_change_first_order(logits, pg_logit_step(logits, adv, lr, gradient))
+    # pg_logit_step checks this function's own arguments; the Lemma's kernel then needs none (an error
+    # from the public entropy_change_first_order would name delta_logits, which the caller never passed).
+    return _entropy_change_first_order(logits, pg_logit_step(logits, adv, lr, gradient))
 
 
 def clip_entropy_bounds(entropy: Tensor, eps_low: float, eps_high: float) -> tuple[Tensor, Tensor]:

@@ -16,12 +16,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_number
+from ._checks import check_bool, check_choice, check_number
 from .adapo import EpsHighController
 from .controllers import EntropyCoefController, EntropyTargetController
-from .repo import REPO_VARIANTS, ZetaController
+from .field_docs import document_fields
+from .repo import REPO_VARIANTS, ZETA_LIMIT, ZetaController
 
 
+@document_fields
 @dataclass(frozen=True)
 class EntropyControlFields:
     """Which entropy control runs and how it is tuned. Validated on creation; errors name the field."""
@@ -31,7 +33,9 @@ class EntropyControlFields:
     zeta: float = 0.0  # ζ for repo_d / repo_r (the start value when zeta_control is on)
     zeta_control: bool = False  # steer ζ with ZetaController toward target_entropy
     zeta_min: float = 1e-4  # ζ's smallest non-zero magnitude (the controller's step from and to 0)
-    zeta_max: float = 0.05  # ζ's largest magnitude (paper.md §5: 0.05 for LLM token log-probs)
+    # ζ's largest magnitude. 0.05 is the paper's bound for LLM token log-probs; it cannot stop collapse in the
+    # book's 10-arm bandit, where REPO-R holds entropy with a toy-scale ζ_max = 5 [ours] (chapter 06 §7)
+    zeta_max: float = 0.05
     adapo: bool = False  # steer eps_high with EpsHighController toward target_entropy
     eps_high_min: float = 0.2  # ADAPO's bounds on ε_high [ours]
     eps_high_max: float = 1.0
@@ -42,11 +46,14 @@ class EntropyControlFields:
     target_entropy: float | None = None  # the controllers' target; None = the entropy measured at the first update
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # every switch, here and in the configs built on these fields
+            if f.type == "bool":
+                check_bool(f.name, getattr(self, f.name))
         check_choice("repo", self.repo, REPO_VARIANTS)
         check_number("beta", self.beta)
-        check_number("zeta", self.zeta)
+        check_number("zeta", self.zeta, low=-ZETA_LIMIT, high=ZETA_LIMIT)
         check_number("zeta_min", self.zeta_min, low=0.0, low_open=True)
-        check_number("zeta_max", self.zeta_max, low=self.zeta_min)
+        check_number("zeta_max", self.zeta_max, low=self.zeta_min, high=ZETA_LIMIT)
         if self.zeta_control and self.repo not in ("repo_d", "repo_r"):
             raise ValueError(f"zeta_control=True needs repo='repo_d' or 'repo_r', got repo={self.repo!r}")
         if self.zeta_control and self.zeta != 0 and not self.zeta_min <= abs(self.zeta) <= self.zeta_max:

@@ -1,6 +1,6 @@
 """fp32 token log-probabilities and entropies, chunked over tokens so the [tokens × vocab] block never exists whole.
 
-The library's precision contract (paper.md §4): whatever the model dtype, logits are formed, normalised and
+The library's precision contract (docs/science.md §4): whatever the model dtype, logits are formed, normalised and
 differentiated in fp32, with autocast off. Forward keeps only (logp, entropy) per token; backward recomputes
 each chunk's logits, so peak memory holds two [rows × vocab] fp32 blocks (logits, then probabilities)
 instead of several [tokens × vocab] ones. An fp32 weight is used in place; a bf16 one is upcast once per call.
@@ -14,7 +14,7 @@ Gradients, per token with z the fp32 logits and p = softmax(z):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -32,6 +32,14 @@ BLOCK_MIB = 48.0
 
 def chunk_rows(tokens: int, vocab: int, dtype: torch.dtype, block_mib: float = BLOCK_MIB) -> int:
     """Rows per chunk: as many [rows × vocab] `dtype` rows as fit block_mib MiB, at least 1, at most tokens."""
+    tokens, vocab = check_int("tokens", tokens, low=0), check_int("vocab", vocab, low=0)
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype (e.g. torch.float32), got {dtype!r}")
+    block_mib = check_number("block_mib", block_mib, low=0.0, low_open=True)
+    return _chunk_rows(tokens, vocab, dtype, block_mib)
+
+
+def _chunk_rows(tokens: int, vocab: int, dtype: torch.dtype, block_mib: float) -> int:
     fit = int(block_mib * 2**20) // max(1, vocab * dtype.itemsize)  # V = 0 only comes with 0 tokens
     return max(1, min(fit, tokens))
 
@@ -169,12 +177,48 @@ def _check_targets(targets: object, shape: torch.Size, vocab: int) -> Tensor:
     return targets.long()
 
 
+def _check_temperature(temperature: object, max_abs_logit: Callable[[], float], dtype: torch.dtype) -> float:
+    """temperature > 0, and small enough a divisor that logits / temperature stay finite in `dtype`.
+
+    log_softmax subtracts the row maximum, so |z / temperature| must stay below half the float range;
+    a temperature below the smallest normal float is refused outright (its reciprocal overflows).
+    max_abs_logit bounds |logit|; it is only evaluated for temperature < 1 (a larger one cannot overflow).
+    """
+    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+    if temperature >= 1.0:
+        return temperature
+    info, biggest = torch.finfo(dtype), max_abs_logit()
+    need = max(info.tiny, 2.0 * biggest / info.max)
+    if temperature < need:
+        raise ValueError(
+            f"temperature must be >= {need:.3g} here: logits / {temperature:g} would overflow {dtype} "
+            f"(the logits reach {biggest:.3g} in magnitude)"
+        )
+    return temperature
+
+
 def _rows(chunk_size: int | None, block_mib: float, tokens: int, vocab: int, dtype: torch.dtype) -> int:
     """Validated rows per chunk: an explicit chunk_size, or else the block_mib budget's (`chunk_rows`)."""
     block_mib = check_number("block_mib", block_mib, low=0.0, low_open=True)
     if chunk_size is not None:
         return check_int("chunk_size", chunk_size, low=1)
-    return chunk_rows(tokens, vocab, dtype, block_mib)
+    return _chunk_rows(tokens, vocab, dtype, block_mib)
+
+
+def _max_abs_finite(x: Tensor) -> float:
+    """max |x| over the finite entries (-inf masks a token out), 0 for an empty tensor."""
+    with torch.no_grad():
+        return float(x.detach().float().nan_to_num(neginf=0.0).abs().amax()) if x.numel() else 0.0
+
+
+def _logit_bound(hidden: Tensor, weight: Tensor, dtype: torch.dtype) -> float:
+    """A bound on |hidden · weightᵀ| without forming it (Cauchy-Schwarz: largest row norms multiplied)."""
+    if hidden.numel() == 0:
+        return 0.0
+    with torch.no_grad():
+        h = torch.linalg.vector_norm(hidden.detach().to(dtype), dim=-1).amax()
+        w = torch.linalg.vector_norm(weight.detach().to(dtype), dim=-1).amax()
+    return float(h.double() * w.double())
 
 
 def token_logprobs(
@@ -192,16 +236,19 @@ def token_logprobs(
     -> (logp [B, T], entropy [B, T]), fp32 (float64 if an input is float64). Gradients flow to hidden and weight.
     Working memory is about two [rows × V] fp32 blocks. chunk_size=None picks rows so that one block fits
     block_mib MiB (`chunk_rows`: 82 rows at V = 151,936, all tokens at V = 14); an int chunk_size overrides it.
+    A temperature so small that the scaled logits could overflow (bounded by the largest row norms) is refused.
     """
     check_tensor("hidden", hidden, min_dim=2)
     check_tensor("weight", weight, min_dim=2)
-    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1] or weight.shape[0] == 0:
         raise ValueError(
-            f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]}, got {tuple(weight.shape)}"
+            f"weight must be [V, D] with V >= 1 and D = hidden.shape[-1] = {hidden.shape[-1]}, "
+            f"got {tuple(weight.shape)}"
         )
     targets = _check_targets(targets, hidden.shape[:-1], weight.shape[0])
-    rows = _rows(chunk_size, block_mib, targets.numel(), weight.shape[0], _compute_dtype(hidden, weight))
-    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+    cdt = _compute_dtype(hidden, weight)
+    rows = _rows(chunk_size, block_mib, targets.numel(), weight.shape[0], cdt)
+    temperature = _check_temperature(temperature, lambda: _logit_bound(hidden, weight, cdt), cdt)
     with torch.autocast(hidden.device.type, enabled=False):
         return _HiddenLogprobs.apply(hidden, weight, targets, rows, temperature)
 
@@ -218,12 +265,16 @@ def logprobs_from_logits(
 
     -inf logits mask a token out (π = 0; each row needs a finite one). logits [..., V], targets [...] int64
     -> (logp [...], entropy [...]), fp32 (float64 for float64 logits). Chunks as in `token_logprobs`.
+    A temperature so small that logits / temperature would overflow is refused.
     """
     check_tensor("logits", logits, min_dim=1, allow_neg_inf=True)
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one token in the last dimension, got shape {tuple(logits.shape)}")
     if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
         raise ValueError("logits has a row that is entirely -inf: no token has positive probability")
     targets = _check_targets(targets, logits.shape[:-1], logits.shape[-1])
-    rows = _rows(chunk_size, block_mib, targets.numel(), logits.shape[-1], _compute_dtype(logits))
-    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+    cdt = _compute_dtype(logits)
+    rows = _rows(chunk_size, block_mib, targets.numel(), logits.shape[-1], cdt)
+    temperature = _check_temperature(temperature, lambda: _max_abs_finite(logits), cdt)
     with torch.autocast(logits.device.type, enabled=False):
         return _LogitLogprobs.apply(logits, targets, rows, temperature)

@@ -5,6 +5,7 @@ matplotlib is imported lazily, so the library itself does not need it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,18 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+# The per-step curves a History holds ([steps(+1), seeds] tensors; probs is per arm: see `arm_probs`).
+HISTORY_FIELDS = tuple(f.name for f in dataclasses.fields(History) if f.type == "Tensor") + ("clip_frac",)
+
+
+def _check_field(runs: Mapping[str, Any], field: object) -> None:
+    """`field` must be a curve every History in runs has; the error lists the valid ones."""
+    if not isinstance(field, str):
+        raise TypeError(f"field must be a str naming a History curve, got {type(field).__name__}")
+    if field not in HISTORY_FIELDS and any(isinstance(run, History) for run in runs.values()):
+        raise ValueError(f"unknown field {field!r}; a History has: {', '.join(HISTORY_FIELDS)}")
 
 
 def curves(
@@ -39,13 +52,17 @@ def curves(
     """
     if band not in ("minmax", "iqr", "std", None):
         raise ValueError(f"unknown band {band!r}; known: 'minmax', 'iqr', 'std', None")
+    if not isinstance(runs, Mapping):
+        raise TypeError(f"runs must be a mapping name -> History or tensor, got {type(runs).__name__}")
+    _check_field(runs, field)
+    ys = {name: _curve(name, getattr(run, field) if isinstance(run, History) else run) for name, run in runs.items()}
     plt = _plt()
     ax = ax if ax is not None else plt.subplots(figsize=(6, 3.2), dpi=80)[1]
-    for name, run in runs.items():
-        y = getattr(run, field) if isinstance(run, History) else run
-        y = torch.as_tensor(y, dtype=torch.float64)
+    for name, y in ys.items():
         y = y[:, None] if y.dim() == 1 else y.reshape(y.shape[0], -1)
         steps = torch.arange(y.shape[0]) if x is None or name not in x else torch.as_tensor(x[name])
+        if steps.shape != (y.shape[0],):
+            raise ValueError(f"x[{name!r}] has shape {tuple(steps.shape)}; run {name!r} has {y.shape[0]} steps")
         (line,) = ax.plot(steps, y.mean(1), label=name)
         if band and y.shape[1] > 1:
             if band == "minmax":
@@ -64,6 +81,17 @@ def curves(
     return ax
 
 
+def _curve(name: str, run: object) -> Tensor:
+    """A run's values as a float64 tensor [steps] or [steps, ...]; anything else names the run."""
+    try:
+        y = torch.as_tensor(run, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"run {name!r} must be a History or a tensor [steps] / [steps, seeds], got {run!r}") from None
+    if y.dim() == 0:
+        raise ValueError(f"run {name!r} must be [steps] or [steps, seeds], got a single number")
+    return y
+
+
 def arm_probs(
     history: History,
     seed: int = 0,
@@ -77,10 +105,15 @@ def arm_probs(
 
     highlight: arms drawn in strong colours (e.g. the correct ones); the rest are grey.
     """
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a bandit History (from erl.bandit.run), got {type(history).__name__}")
     if history.probs is None:
         raise ValueError("history has no probs: run the engine with record_probs=True")
-    p = history.probs[:, seed]
-    p = p[:, state] if p.dim() == 3 else p  # [steps+1, arms]
+    p = history.probs[:, _check_index("seed", seed, history.probs.shape[1])]
+    if p.dim() == 3:
+        p = p[:, _check_index("state", state, p.shape[1])]  # [steps+1, arms]
+    elif state != 0:
+        raise ValueError(f"state must be 0: this history has a single state, got state={state!r}")
     plt = _plt()
     ax = ax if ax is not None else plt.subplots(figsize=(6, 3.2), dpi=80)[1]
     K = p.shape[1]
@@ -101,6 +134,14 @@ def arm_probs(
     return ax
 
 
+def _check_index(name: str, i: object, n: int) -> int:
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise TypeError(f"{name} must be an int, got {type(i).__name__}")
+    if not 0 <= i < n:
+        raise ValueError(f"{name} must be in [0, {n}), got {i}")
+    return i
+
+
 def metrics(
     runs: Mapping[str, Any],
     fields: Sequence[str] = ("entropy", "reward"),
@@ -114,8 +155,10 @@ def metrics(
     (`Trainer.history`), or groups of them (name -> [path, path, ...]: the lines are seed means with a
     min-max band). smooth: trailing moving average over this many steps (1 = raw). Returns the axes.
     """
-    if not isinstance(smooth, int) or smooth < 1:
+    if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
         raise ValueError(f"smooth must be an int >= 1, got {smooth!r}")
+    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+        raise TypeError(f"fields must be a sequence of field names, e.g. ('entropy',), got {fields!r}")
     plt = _plt()
     if axes is None:
         _, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.2), dpi=80, squeeze=False)

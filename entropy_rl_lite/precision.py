@@ -1,4 +1,4 @@
-"""bf16 helpers (paper.md §4): rounding, measuring the bias of an importance ratio, and what a biased
+"""bf16 helpers (docs/science.md §4): rounding, measuring the bias of an importance ratio, and what a biased
 ratio does to the clip bounds.
 
 If the computed ratio is b·r with b > 1, clipping it to [1-ε_low, 1+ε_high] clips the true r to
@@ -11,7 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_eps, check_number, check_tensor, fp32
+from ._checks import check_eps, check_number, check_same_shape, check_tensor, fp32
+
+# exp overflows float64 beyond ~709.8: ratio_stats refuses such log-ratios, expected_ratio takes them in log space
+LOG_F64_MAX = 709.0
 
 
 def round_bf16(x: Tensor) -> Tensor:
@@ -41,8 +44,16 @@ def ratio_stats(logp: Tensor, logp_old: Tensor, mask: Tensor | None = None, tol:
     if logp.shape != logp_old.shape:
         raise ValueError(f"logp has shape {tuple(logp.shape)} but logp_old has {tuple(logp_old.shape)}")
     tol = check_number("tol", tol, low=0.0)
-    r = torch.exp(fp32(logp).double() - fp32(logp_old).double())
+    log_r = fp32(logp).double() - fp32(logp_old).double()
+    if log_r.numel() and float(log_r.abs().max()) > LOG_F64_MAX:
+        raise ValueError(
+            f"logp - logp_old reaches {float(log_r.abs().max()):.4g} in magnitude: the ratio exp(logp - logp_old) "
+            f"over- or underflows float64 beyond {LOG_F64_MAX:g}; these are not two paths that should agree"
+        )
+    r = torch.exp(log_r)
     if mask is not None:
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"mask must be a torch.Tensor (bool: which tokens count), got {type(mask).__name__}")
         if mask.shape != r.shape:
             raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {tuple(r.shape)}")
         r = r[mask.bool()]
@@ -71,10 +82,23 @@ def expected_ratio(logp: Tensor, logp_old: Tensor, logp_sampler: Tensor | None =
     """
     check_tensor("logp", logp, min_dim=1, allow_neg_inf=True)
     check_tensor("logp_old", logp_old, min_dim=1, allow_neg_inf=True)
+    if logp_sampler is not None:
+        check_tensor("logp_sampler", logp_sampler, min_dim=1, allow_neg_inf=True)
+        check_same_shape(logp=logp, logp_old=logp_old, logp_sampler=logp_sampler)
+    check_same_shape(logp=logp, logp_old=logp_old)
     sampler = logp_old if logp_sampler is None else logp_sampler
     lp, lo, ls = (fp32(t).double() for t in (logp, logp_old, sampler))
-    ratio = torch.exp(torch.where(torch.isinf(lo), torch.zeros_like(lp), lp - lo))
-    return (ls.exp() * ratio).sum(-1)
+    log_ratio = torch.where(torch.isinf(lo), torch.zeros_like(lp), lp - lo)
+    terms = ls.exp() * torch.exp(log_ratio)
+    big = log_ratio > LOG_F64_MAX
+    if bool(big.any()):  # exp(log_ratio) overflows while π_sampler may be ~0: multiply in log space there
+        terms = torch.where(big, torch.exp(ls + log_ratio), terms)
+    out = terms.sum(-1)
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(
+            "the expected ratio overflows float64: logp exceeds logp_old by more than ~709 where logp_sampler has mass"
+        )
+    return out
 
 
 def effective_clip_bounds(bias: float, eps_low: float, eps_high: float) -> tuple[float, float]:
@@ -85,4 +109,6 @@ def effective_clip_bounds(bias: float, eps_low: float, eps_high: float) -> tuple
     """
     b = check_number("bias", bias, low=0.0, low_open=True)
     lo, hi = check_eps("eps_low", eps_low), check_eps("eps_high", eps_high)
+    if float(torch.as_tensor(lo).max()) > 1:
+        raise ValueError(f"eps_low must lie in [0, 1] (the ratio's lower clip 1 - eps_low is >= 0), got {eps_low}")
     return 1.0 - (1.0 - lo) / b, (1.0 + hi) / b - 1.0

@@ -1,4 +1,4 @@
-"""REPO: regulate entropy through the advantage (paper.md §5).
+"""REPO: regulate entropy through the advantage (docs/science.md §5).
 
 General form: A_REPO = A - β·L with L = log π + H. By Theorem 1, β > 0 raises entropy and β < 0 lowers it.
 Its expected gradient is ∇J + β∇H: an entropy bonus estimated from the sampled tokens alone.
@@ -9,7 +9,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_number, check_same_shape, check_tensor, fp32
+from ._checks import (
+    check_bool,
+    check_broadcast,
+    check_choice,
+    check_dim,
+    check_nonnegative,
+    check_number,
+    check_same_shape,
+    check_tensor,
+    fp32,
+)
 from .controllers import EntropyTargetController
 
 ZETA_LIMIT = 1e6
@@ -24,11 +34,17 @@ def repo_advantage(adv: Tensor, centered_logp: Tensor, beta: float | Tensor) -> 
     check_tensor("adv", adv)
     check_tensor("centered_logp", centered_logp)
     check_same_shape(adv=adv, centered_logp=centered_logp)
-    if isinstance(beta, Tensor):
-        check_tensor("beta", beta)
-    else:
-        beta = check_number("beta", beta)
+    beta = _check_coef("beta", beta, adv)
     return _repo_advantage(adv, centered_logp, beta)
+
+
+def _check_coef(name: str, x: object, adv: Tensor) -> float | Tensor:
+    """β or ζ: a finite number, or a finite tensor that broadcasts to adv's shape."""
+    if isinstance(x, Tensor):
+        check_tensor(name, x)
+        check_broadcast(name, x, adv.shape, "adv")
+        return x
+    return check_number(name, x)
 
 
 def _repo_advantage(adv: Tensor, L: Tensor, beta: float | Tensor) -> Tensor:
@@ -49,10 +65,18 @@ def decorrelating_beta(
     Assumes A is centred under π (E_π A = 0), as policy-gradient advantages are; otherwise the
     baseline's share E_π A · Σ π² L also moves entropy and β* does not cancel it.
     """
+    _check_beta_inputs(adv, centered_logp, probs, weights, dim)
+    return _decorrelating_beta(adv, centered_logp, probs, weights, dim)
+
+
+def _check_beta_inputs(adv: Tensor, centered_logp: Tensor, probs: Tensor, weights: Tensor, dim: object) -> None:
+    """`decorrelating_beta`'s inputs: finite tensors of one shape, probs and weights >= 0, dims in range."""
     for name, x in (("adv", adv), ("centered_logp", centered_logp), ("probs", probs), ("weights", weights)):
         check_tensor(name, x)
     check_same_shape(adv=adv, centered_logp=centered_logp, probs=probs, weights=weights)
-    return _decorrelating_beta(adv, centered_logp, probs, weights, dim)
+    check_nonnegative("probs", probs)
+    check_nonnegative("weights", weights)
+    check_dim("dim", dim, adv.dim())
 
 
 def _decorrelating_beta(adv: Tensor, L: Tensor, probs: Tensor, w: Tensor, dim: int | tuple[int, ...]) -> Tensor:
@@ -77,13 +101,14 @@ def repo_d_beta(
 
     Shapes as `decorrelating_beta`; zeta a number or a tensor broadcastable to the reduced shape.
     """
-    if not isinstance(zeta, Tensor):
-        zeta = check_number("zeta", zeta)
-    return zeta * decorrelating_beta(adv, centered_logp, probs, weights, dim)
+    zeta = _check_zeta(zeta)
+    beta = decorrelating_beta(adv, centered_logp, probs, weights, dim)
+    check_broadcast("zeta", zeta, beta.shape, "the reduced β*")
+    return zeta * beta
 
 
 def repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = -20.0) -> Tensor:
-    """REPO-R: rescale A by the token's surprise; sign-preserving. [...] -> [...] (paper.md §5, App. D.2).
+    """REPO-R: rescale A by the token's surprise; sign-preserving. [...] -> [...] (docs/science.md §5, App. D.2).
 
     A > 0: A·(1 - ζ·log π) clamped to >= 0;  A < 0: A·(1 + ζ·log π) clamped to <= 0;  A = 0: 0.
     log π is the current policy's, detached and floored at logp_floor. ζ > 0 raises entropy.
@@ -92,18 +117,21 @@ def repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = 
     check_tensor("logp", logp, allow_neg_inf=True)
     check_same_shape(adv=adv, logp=logp)
     logp_floor = check_number("logp_floor", logp_floor, high=0.0)
-    _check_zeta(zeta)
+    zeta = _check_zeta(zeta)
+    check_broadcast("zeta", zeta, adv.shape, "adv")
     return _repo_r(adv, logp, zeta, logp_floor)
 
 
-def _check_zeta(zeta: float | Tensor) -> None:
+def _check_zeta(zeta: float | Tensor) -> float | Tensor:
+    """ζ: a finite number or tensor with |ζ| <= ZETA_LIMIT."""
     if isinstance(zeta, Tensor):
         check_tensor("zeta", zeta)
         big = zeta.abs().max().item() if zeta.numel() else 0.0
     else:
-        big = check_number("zeta", zeta)
+        zeta = big = check_number("zeta", zeta)
     if abs(big) > ZETA_LIMIT:  # beyond this ζ·log π overflows meaningfully; the paper's |ζ| is <= 10
         raise ValueError(f"|zeta| must be <= {ZETA_LIMIT:g}, got {big:g}")
+    return zeta
 
 
 def _repo_r(adv: Tensor, logp: Tensor, zeta: float | Tensor, logp_floor: float = -20.0) -> Tensor:
@@ -142,21 +170,23 @@ def shape_advantage(
     entropy by E_π[A·L], not E_π[A·L·π]).
     """
     check_choice("variant", variant, REPO_VARIANTS)
-    _check_zeta(zeta)
+    zeta = _check_zeta(zeta)
     check_tensor("adv", adv)
+    if variant in ("repo_r", "repo_d"):
+        check_broadcast("zeta", zeta, adv.shape, "adv")
     if variant is not None:
         check_tensor("logp", logp, allow_neg_inf=variant == "repo_r")
         check_same_shape(adv=adv, logp=logp)
     if variant in ("beta", "decorrelate", "repo_d"):
         check_tensor("entropy", entropy)
         check_same_shape(adv=adv, logp=logp, entropy=entropy)
-    if variant == "beta" and isinstance(beta, Tensor):
-        check_tensor("beta", beta)
-    elif variant == "beta":
-        beta = check_number("beta", beta)
+    if variant == "beta":
+        beta = _check_coef("beta", beta, adv)
     if variant in ("decorrelate", "repo_d"):
-        check_tensor("weights", weights)
+        check_nonnegative("weights", check_tensor("weights", weights))
         check_same_shape(adv=adv, weights=weights)
+        check_dim("dim", dim, adv.dim())
+        check_bool("natural", natural)
     return shape_advantage_unchecked(
         adv, logp, entropy, weights, variant, zeta=zeta, beta=beta, natural=natural, dim=dim
     )
@@ -191,11 +221,11 @@ def shape_advantage_unchecked(
 
 
 class ZetaController(EntropyTargetController):
-    """Steers REPO's ζ toward a target entropy, once per iteration (paper.md §5).
+    """Steers REPO's ζ toward a target entropy, once per iteration (docs/science.md §5).
 
     Entropy too low:  ζ >= 0 -> min(2ζ, ζ_max) (0 -> ζ_min);  ζ < 0 -> ζ/2, flipping to +ζ_min once above -ζ_min.
     Entropy too high: ζ > 0 -> ζ/2, flipping to -ζ_min once below ζ_min;  ζ < 0 -> max(2ζ, -ζ_max).
-    ζ = 0 with too much entropy -> -ζ_min is [ours]: paper.md leaves that case open; we mirror the other side.
+    ζ = 0 with too much entropy -> -ζ_min is [ours]: the paper leaves that case open; we mirror the other side.
     """
 
     def __init__(
@@ -206,8 +236,8 @@ class ZetaController(EntropyTargetController):
         target_entropy: float | Tensor | None = None,
     ) -> None:
         self.zeta_min = check_number("zeta_min", zeta_min, low=0.0, low_open=True)
-        self.zeta_max = check_number("zeta_max", zeta_max, low=self.zeta_min)
-        z = zeta if isinstance(zeta, Tensor) else check_number("zeta", zeta)
+        self.zeta_max = check_number("zeta_max", zeta_max, low=self.zeta_min, high=ZETA_LIMIT)
+        z = check_tensor("zeta", zeta) if isinstance(zeta, Tensor) else check_number("zeta", zeta)
         mag = torch.as_tensor(z, dtype=torch.float64).abs()
         if bool(((mag > self.zeta_max) | ((mag > 0) & (mag < self.zeta_min))).any()):
             raise ValueError(

@@ -13,6 +13,7 @@ from typing import Any
 from ._checks import check_choice, check_int, check_number
 from .advantages import ADVANTAGES, check_group_size
 from .entropy_control import EntropyControlFields
+from .field_docs import document_fields
 from .losses import OBJECTIVES, check_loss_options, policy_loss
 
 # policy_loss's keyword-only options (horizon, clip_cov_ratio, ...), except the generator the caller passes itself.
@@ -23,6 +24,7 @@ LOSS_OPTIONS = tuple(
 )
 
 
+@document_fields
 @dataclass(frozen=True)
 class RLFields(EntropyControlFields):
     """Objective, advantage, step size, group, epochs and clip bounds, on top of the entropy-control fields."""

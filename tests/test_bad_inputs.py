@@ -1,4 +1,4 @@
-"""Bad input fails fast, and says which argument was wrong (design.md, "Contracts" -> "Errors").
+"""Bad input fails fast, and says which argument was wrong (docs/design.md, "Contracts").
 
 Every case below calls a public function with one bad argument and expects a ValueError or TypeError
 whose message names that argument (as a whole word: `c` must appear as `c`, not inside `correct`).
@@ -56,6 +56,12 @@ HIDDEN = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))  # [B,
 WEIGHT = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))  # [V=5, D]
 TARGETS = torch.tensor([[0, 1, 2], [3, 4, 0]])  # [B, T] int64
 REWARDS = _t(1.0, 0.0, 0.0, 1.0)  # [arms]
+ENT = -LOGP  # a positive per-token entropy [B, T]
+W = MASK.float()  # float per-token weights [B, T]
+PROBS = torch.softmax(LOGITS, -1)  # [K=3]
+LOGP3 = LOGP[None].expand(2, 2, 3)  # two problems [P=2, B, T]
+MASK3 = MASK[None].expand(2, 2, 3)
+LOGIT_BATCH = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(2))  # [B, T, V=5]
 
 
 def _bandit_run(rewards: torch.Tensor = REWARDS, **kw: Any) -> Any:
@@ -321,6 +327,225 @@ CASES: list[Case] = [
     ("ecb-negative-eps-high", lambda: erl.effective_clip_bounds(1.05, 0.2, -0.28), ("eps_high",), ()),
     ("seed-negative", lambda: erl.seed_everything(-1), ("seed",), ()),
     ("seed-float", lambda: erl.seed_everything(1.5), ("seed",), ()),
+    # ===== added for issue 15 part 5: every public function, every kind of bad argument =====
+    # --- entropy_change_exact / _first_order, pg_logit_step: the message names the caller's argument ------
+    ("ece-nan-delta", lambda: erl.entropy_change_exact(LOGITS, _t(1.0, NAN, 0.0)), ("delta_logits",), ()),
+    ("ece-inf-delta", lambda: erl.entropy_change_exact(LOGITS, _t(1.0, INF, 0.0)), ("delta_logits",), ()),
+    ("ece-list-delta", lambda: erl.entropy_change_exact(LOGITS, [1.0, 0.0, 0.0]), ("delta_logits",), ()),
+    ("ece-list-logits", lambda: erl.entropy_change_exact([0.0, 1.0, 2.0], LOGITS), ("logits",), ()),
+    # lr · A overflows fp32: the step is inf, and the error must name lr, not pg_logit_step's delta_logits.
+    ("pec-overflowing-step", lambda: erl.predicted_entropy_change(LOGITS, _t(1e30, 0, -1e30), 1e30), ("lr", "adv"), ()),
+    ("pgs-overflowing-step", lambda: erl.pg_logit_step(LOGITS, _t(1e30, 0, -1e30), 1e30), ("lr", "adv"), ()),
+    # --- aggregate / entropy_bonus_loss ---------------------------------------------------------------
+    ("agg-nan-values", lambda: erl.aggregate(LOGP.masked_fill(MASK.triu(), NAN), MASK), ("values",), ()),
+    ("agg-inf-values", lambda: erl.aggregate(LOGP.masked_fill(MASK.triu(), -INF), MASK), ("values",), ()),
+    ("agg-list-values", lambda: erl.aggregate(LOGP.tolist(), MASK), ("values",), ()),
+    ("agg-int-values", lambda: erl.aggregate(MASK.long(), MASK), ("values",), ()),
+    # --- sequence_ratio ---------------------------------------------------------------------------------
+    ("sr-shape-mismatch", lambda: erl.sequence_ratio(LOGP, LOGP[:, :2], MASK), ("logp_old",), ()),
+    # --- policy_loss: per-problem eps and the generator -------------------------------------------------
+    (
+        "pl-eps-high-per-problem-shape",
+        lambda: erl.policy_loss(LOGP3, LOGP3, LOGP3, MASK3, eps_high=_t(0.2, 0.3, 0.4)),
+        ("eps_high",),
+        (),
+    ),
+    # On [B, T] input there is one problem: an eps per sequence [B] used to broadcast over B silently.
+    (
+        "pl-eps-low-per-sequence",
+        lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, eps_low=_t(0.1, 0.2)),
+        ("eps_low",),
+        (),
+    ),
+    (
+        "pl-bad-generator",
+        lambda: erl.policy_loss(LOGP, LOGP, LOGP, MASK, kind="clip_cov", generator=0),
+        ("generator",),
+        (),
+    ),
+    # --- the surrogates: public functions too --------------------------------------------------------
+    ("ppo_clip-list-ratio", lambda: erl.ppo_clip([1.0, 1.0], _t(1.0, -1.0), 0.8, 1.2), ("ratio",), ()),
+    ("ppo_clip-nan-ratio", lambda: erl.ppo_clip(_t(1.0, NAN), _t(1.0, -1.0), 0.8, 1.2), ("ratio",), ()),
+    ("ppo_clip-shape", lambda: erl.ppo_clip(_t(1.0, 1.0), _t(1.0, -1.0, 0.5), 0.8, 1.2), ("ratio", "adv"), ()),
+    ("ppo_clip-lo-above-one", lambda: erl.ppo_clip(_t(1.0, 1.0), _t(1.0, -1.0), 1.5, 2.0), ("lo",), ()),
+    ("ppo_clip-hi-below-one", lambda: erl.ppo_clip(_t(1.0, 1.0), _t(1.0, -1.0), 0.8, 0.9), ("hi",), ()),
+    ("ppo_clip-string-hi", lambda: erl.ppo_clip(_t(1.0, 1.0), _t(1.0, -1.0), 0.8, "1.2"), ("hi",), ()),
+    ("reinforce-list-logp", lambda: erl.reinforce([-1.0], _t(1.0)), ("logp",), ()),
+    ("reinforce-nan-adv", lambda: erl.reinforce(_t(-1.0, -2.0), _t(NAN, 1.0)), ("adv",), ()),
+    ("cispo-shape", lambda: erl.cispo(_t(1.0, 1.0), _t(1.0, 1.0), _t(-1.0, -1.0, -1.0), 0.8, 1.2), ("logp",), ()),
+    ("cispo-inf-ratio", lambda: erl.cispo(_t(INF, 1.0), _t(1.0, 1.0), _t(-1.0, -1.0), 0.8, 1.2), ("ratio",), ()),
+    ("kcp-list-logp", lambda: erl.kl_cov_penalty(LOGP.tolist(), LOGP, LOGP, W, 0.1, 1.0), ("logp",), ()),
+    ("kcp-adv-shape", lambda: erl.kl_cov_penalty(LOGP, LOGP, LOGP[:, :2], W, 0.1, 1.0), ("adv",), ()),
+    ("kcp-frac-above-one", lambda: erl.kl_cov_penalty(LOGP, LOGP, LOGP, W, 1.5, 1.0), ("frac",), ()),
+    ("kcp-negative-coef", lambda: erl.kl_cov_penalty(LOGP, LOGP, LOGP, W, 0.1, -1.0), ("coef",), ()),
+    ("kcp-negative-w", lambda: erl.kl_cov_penalty(LOGP, LOGP, LOGP, -W, 0.1, 1.0), ("w",), ()),
+    ("ccd-list-ratio", lambda: erl.clip_cov_drop(W.tolist(), LOGP, LOGP, W, 0.8, 1.2, 0.1, (1.0, 5.0)), ("ratio",), ()),
+    ("ccd-w-shape", lambda: erl.clip_cov_drop(W, LOGP, LOGP, W[:, :2], 0.8, 1.2, 0.1, (1.0, 5.0)), ("w",), ()),
+    ("ccd-bounds-reversed", lambda: erl.clip_cov_drop(W, LOGP, LOGP, W, 0.8, 1.2, 0.1, (5.0, 1.0)), ("bounds",), ()),
+    ("ccd-frac-negative", lambda: erl.clip_cov_drop(W, LOGP, LOGP, W, 0.8, 1.2, -0.1, (1.0, 5.0)), ("frac",), ()),
+    (
+        "ccd-bad-generator",
+        lambda: erl.clip_cov_drop(W, LOGP, LOGP, W, 0.8, 1.2, 0.1, (1.0, 5.0), generator="seed"),
+        ("generator",),
+        (),
+    ),
+    # --- clip_fractions -------------------------------------------------------------------------------
+    ("cf-list-ratio", lambda: erl.clip_fractions(W.tolist(), LOGP, W, 0.2, 0.2), ("ratio",), ()),
+    ("cf-list-weights", lambda: erl.clip_fractions(W, LOGP, W.tolist(), 0.2, 0.2), ("weights",), ()),
+    ("cf-shape-mismatch", lambda: erl.clip_fractions(W, LOGP[:, :2], W, 0.2, 0.2), ("adv",), ()),
+    ("cf-1d", lambda: erl.clip_fractions(_t(1.0, 2.0), _t(1.0, -1.0), _t(1.0, 1.0), 0.2, 0.2), ("ratio",), ()),
+    ("cf-zero-weights", lambda: erl.clip_fractions(W, LOGP, torch.zeros(2, 3), 0.2, 0.2), ("weights",), ()),
+    ("cf-negative-eps-low", lambda: erl.clip_fractions(W, LOGP, W, -0.2, 0.2), ("eps_low",), ()),
+    (
+        "cf-eps-high-per-problem-shape",
+        lambda: erl.clip_fractions(MASK3.float(), LOGP3, MASK3.float(), 0.2, _t(0.1, 0.2, 0.3)),
+        ("eps_high",),
+        (),
+    ),
+    # --- repo_advantage / decorrelating_beta / repo_d_beta / repo_r / shape_advantage --------------------
+    ("ra-beta-not-broadcastable", lambda: erl.repo_advantage(LOGP, LOGP, _t(0.1, 0.2, 0.3, 0.4)), ("beta",), ()),
+    ("db-dim-out-of-range", lambda: erl.decorrelating_beta(LOGITS, LOGITS, PROBS, PROBS, dim=3), ("dim",), ()),
+    ("db-dim-repeated", lambda: erl.decorrelating_beta(LOGP, LOGP, LOGP.exp(), W, dim=(0, -2)), ("dim",), ()),
+    ("db-negative-probs", lambda: erl.decorrelating_beta(LOGITS, LOGITS, -PROBS, PROBS), ("probs",), ()),
+    ("db-negative-weights", lambda: erl.decorrelating_beta(LOGITS, LOGITS, PROBS, -PROBS), ("weights",), ()),
+    (
+        "rdb-zeta-not-broadcastable",
+        lambda: erl.repo_d_beta(LOGP, LOGP, LOGP.exp(), W, _t(0.1, 0.2, 0.3)),
+        ("zeta",),
+        (),
+    ),
+    ("rdb-zeta-overflows", lambda: erl.repo_d_beta(LOGITS, LOGITS, PROBS, PROBS, 1e40), ("zeta",), ()),
+    ("rdb-nan-zeta-tensor", lambda: erl.repo_d_beta(LOGITS, LOGITS, PROBS, PROBS, _t(NAN)), ("zeta",), ()),
+    ("rdb-dim-out-of-range", lambda: erl.repo_d_beta(LOGITS, LOGITS, PROBS, PROBS, 0.5, dim=-2), ("dim",), ()),
+    (
+        "repo_r-zeta-not-broadcastable",
+        lambda: erl.repo_r(_t(1.0, -1.0), _t(-1.0, -2.0), _t(0.1, 0.2, 0.3)),
+        ("zeta",),
+        (),
+    ),
+    (
+        "sa-repo_r-zeta-not-broadcastable",
+        lambda: erl.shape_advantage(LOGP, LOGP, ENT, W, "repo_r", zeta=_t(0.1, 0.2, 0.3, 0.4)),
+        ("zeta",),
+        (),
+    ),
+    (
+        "sa-repo_d-zeta-not-broadcastable",
+        lambda: erl.shape_advantage(LOGP, LOGP, ENT, W, "repo_d", zeta=_t(0.1, 0.2, 0.3, 0.4)),
+        ("zeta",),
+        (),
+    ),
+    (
+        "sa-beta-not-broadcastable",
+        lambda: erl.shape_advantage(LOGP, LOGP, ENT, W, "beta", beta=_t(0.1, 0.2, 0.3, 0.4)),
+        ("beta",),
+        (),
+    ),
+    ("sa-dim-out-of-range", lambda: erl.shape_advantage(LOGP, LOGP, ENT, W, "decorrelate", dim=5), ("dim",), ()),
+    ("sa-negative-weights", lambda: erl.shape_advantage(LOGP, LOGP, ENT, -W, "decorrelate"), ("weights",), ()),
+    ("sa-string-natural", lambda: erl.shape_advantage(LOGP, LOGP, ENT, W, "repo_d", natural="no"), ("natural",), ()),
+    # variant=None passes A through, but a NaN in it must still be refused (it would reach the loss).
+    ("sa-none-nan-adv", lambda: erl.shape_advantage(LOGP * NAN, LOGP, ENT, W, None), ("adv",), ()),
+    # --- controllers ------------------------------------------------------------------------------------
+    ("zeta-int-tensor", lambda: erl.ZetaController(zeta=torch.tensor([0])), ("zeta",), ()),
+    ("zeta-nan-tensor", lambda: erl.ZetaController(zeta=_t(NAN, 0.01)), ("zeta",), ()),
+    ("zeta-max-above-limit", lambda: erl.ZetaController(zeta_max=1e7), ("zeta_max",), ()),
+    # --- advantages ---------------------------------------------------------------------------------------
+    ("ega-shape-mismatch", lambda: erl.expected_group_advantages(_t(1, 0, 1), _t(0.5, 0.5)), ("rewards", "probs"), ()),
+    ("ega-negative-probs", lambda: erl.expected_group_advantages(_t(1.0, 0.0), _t(-0.5, 1.5)), ("probs",), ()),
+    ("scale-string-center", lambda: erl.scale_advantages(_t(1.0, 2.0), center="yes"), ("center",), ()),
+    # --- metrics ------------------------------------------------------------------------------------------
+    ("pass-c-tensor-above-n", lambda: erl.pass_at_k(torch.tensor(5), torch.tensor(6), 1), ("c",), ()),
+    ("pass-float-tensor-n", lambda: erl.pass_at_k(torch.tensor(16.0), 3, 4), ("n",), ()),
+    ("pass-1d-tensor-k", lambda: erl.pass_at_k(16, 3, torch.tensor([4])), ("k",), ()),
+    ("dc-int-answers", lambda: erl.distinct_correct(5, correct={1}), ("answers",), ()),
+    ("dc-int-correct", lambda: erl.distinct_correct([1, 2], correct=5), ("correct",), ()),
+    ("dc-int-is-correct", lambda: erl.distinct_correct([1, 2], is_correct=1), ("is_correct",), ()),
+    ("edc-list-correct", lambda: erl.expected_distinct_correct(PROBS, [True, False, True], 2), ("correct",), ()),
+    ("edc-float-correct", lambda: erl.expected_distinct_correct(PROBS, _t(0.3, 2.0, 0.0), 2), ("correct",), ()),
+    (
+        "edc-correct-shape",
+        lambda: erl.expected_distinct_correct(PROBS, torch.tensor([True, False]), 2),
+        ("correct",),
+        (),
+    ),
+    (
+        "edc-probs-outside-0-1",
+        lambda: erl.expected_distinct_correct(_t(-0.5, 1.5), torch.tensor([1, 0]) > 0, 2),
+        ("probs",),
+        (),
+    ),
+    # The mean entropy of a run with no steps is 0/0: refuse it rather than return NaN.
+    ("ce-empty-normalize", lambda: erl.cumulative_entropy(torch.zeros(0), normalize=True), ("entropy",), ()),
+    ("ce-empty-normalize-2d", lambda: erl.cumulative_entropy(torch.zeros(0, 3), normalize=True), ("entropy",), ()),
+    ("ce-dim-out-of-range", lambda: erl.cumulative_entropy(torch.zeros(3), dim=2), ("dim",), ()),
+    ("ce-string-normalize", lambda: erl.cumulative_entropy(torch.ones(3), normalize="False"), ("normalize",), ()),
+    # --- precision ------------------------------------------------------------------------------------
+    ("ecb-eps-low-above-one", lambda: erl.effective_clip_bounds(1.05, 1.5, 0.28), ("eps_low",), ()),
+    ("ecb-eps-low-tensor-above-one", lambda: erl.effective_clip_bounds(1.05, _t(0.2, 1.5), 0.28), ("eps_low",), ()),
+    ("rs-list-mask", lambda: erl.ratio_stats(_t(0.0, -1.0), _t(0.0, -1.0), [True, True]), ("mask",), ()),
+    # exp(1000) is inf even in float64: mean, max and mean_log came back inf.
+    ("rs-ratio-overflows", lambda: erl.ratio_stats(_t(-1e-3, -1.0), _t(-1000.0, -1.0)), ("logp", "logp_old"), ()),
+    ("er-shape-mismatch", lambda: erl.expected_ratio(_t(-1.0, -2.0), _t(-1.0, -2.0, -3.0)), ("logp_old",), ()),
+    ("er-list-sampler", lambda: erl.expected_ratio(_t(-1.0), _t(-1.0), [0.0]), ("logp_sampler",), ()),
+    ("er-nan-sampler", lambda: erl.expected_ratio(_t(-1.0), _t(-1.0), _t(NAN)), ("logp_sampler",), ()),
+    ("er-sampler-shape", lambda: erl.expected_ratio(_t(-1.0, -2.0), _t(-1.0, -2.0), _t(0.0)), ("logp_sampler",), ()),
+    # The sampler puts mass where logp exceeds logp_old by 1000: the expectation is e^1000, not a number.
+    (
+        "er-overflows",
+        lambda: erl.expected_ratio(_t(0.0, -1.0), _t(-1000.0, -1.0), _t(-0.5, -1.0)),
+        ("logp", "logp_old", "logp_sampler"),
+        (),
+    ),
+    # --- logprobs / chunk_rows ----------------------------------------------------------------------------
+    # 1e-40 is below fp32's smallest normal number and logits / 1e-40 overflow: every output was NaN.
+    (
+        "tl-temperature-tiny",
+        lambda: erl.token_logprobs(HIDDEN, WEIGHT, TARGETS, temperature=1e-40),
+        ("temperature",),
+        (),
+    ),
+    (
+        "lfl-temperature-tiny",
+        lambda: erl.logprobs_from_logits(LOGIT_BATCH, TARGETS.clamp(max=4), temperature=1e-40),
+        ("temperature",),
+        (),
+    ),
+    # Normal as a float, but logits of 1e10 divided by it still overflow fp32.
+    (
+        "lfl-temperature-overflows-logits",
+        lambda: erl.logprobs_from_logits(LOGIT_BATCH * 1e10, TARGETS.clamp(max=4), temperature=1e-30),
+        ("temperature",),
+        (),
+    ),
+    (
+        "lfl-zero-vocab",
+        lambda: erl.logprobs_from_logits(torch.zeros(2, 0), torch.zeros(2, dtype=torch.long)),
+        ("logits",),
+        (),
+    ),
+    ("tl-weight-no-rows", lambda: erl.token_logprobs(HIDDEN, WEIGHT[:0], TARGETS * 0), ("weight",), ()),
+    ("cr-negative-tokens", lambda: erl.logprobs.chunk_rows(-1, 5, torch.float32), ("tokens",), ()),
+    ("cr-float-vocab", lambda: erl.logprobs.chunk_rows(10, 5.5, torch.float32), ("vocab",), ()),
+    ("cr-string-dtype", lambda: erl.logprobs.chunk_rows(10, 5, "float32"), ("dtype",), ()),
+    ("cr-block-mib-0", lambda: erl.chunk_rows(10, 5, torch.float32, 0.0), ("block_mib",), ()),
+    # --- plot ---------------------------------------------------------------------------------------------
+    (
+        "plot-unknown-field",
+        lambda: erl.plot.curves({"a": _bandit_run()}, field="entopy"),
+        ("field",),
+        ("entopy", "entropy", "reward", "eps_high"),
+    ),
+    ("plot-runs-not-mapping", lambda: erl.plot.curves([_t(1.0, 2.0)]), ("runs",), ()),
+    ("plot-string-run", lambda: erl.plot.curves({"a": "abc"}), ("run",), ()),
+    ("arm-seed-out-of-range", lambda: erl.plot.arm_probs(_bandit_run(record_probs=True), seed=5), ("seed",), ()),
+    ("arm-not-history", lambda: erl.plot.arm_probs({"probs": None}), ("history",), ()),
+    (
+        "pm-string-fields",
+        lambda: erl.plot.metrics({"a": [{"step": 0, "entropy": 1.0}]}, fields="entropy"),
+        ("fields",),
+        (),
+    ),
 ]
 
 
@@ -345,7 +570,7 @@ def test_bad_input_raises_and_names_argument(
 def test_cases_are_distinct_and_many() -> None:
     ids = [c[0] for c in CASES]
     assert len(ids) == len(set(ids))
-    assert len(ids) >= 25
+    assert len(ids) >= 200
 
 
 # --- All-equal groups: zero advantages, exactly ------------------------------------------------
@@ -411,3 +636,19 @@ def test_expected_group_advantages_equal_rewards_zero(kind: str) -> None:
     assert not failures, f"{len(failures)} all-equal reward tables get nonzero advantages, e.g.:\n" + "\n".join(
         failures[:8]
     )
+
+
+# --- counts made with tensor ops are counts -------------------------------------------------------------
+def test_pass_at_k_takes_0d_integer_tensors():
+    """A student counts correct answers with (answers == truth).sum(): a 0-d int64 tensor, not an int."""
+    answers, truth = torch.tensor([3] * 3 + [1] * 13), 3
+    c = (answers == truth).sum()
+    assert erl.pass_at_k(torch.tensor(16), c, 4) == erl.pass_at_k(16, 3, 4)
+    assert erl.pass_at_k(torch.tensor(16, dtype=torch.int32), torch.tensor(3), torch.tensor(4)) == erl.pass_at_k(
+        16, 3, 4
+    )
+
+
+def test_cumulative_entropy_of_an_empty_run_without_normalize_is_zero():
+    """The area under no curve is 0 (defined); only its mean is refused (see ce-empty-normalize)."""
+    assert erl.cumulative_entropy(torch.zeros(0, 3)).tolist() == [0.0, 0.0, 0.0]

@@ -8,6 +8,7 @@ import torch
 
 import entropy_rl_lite as erl
 import environments  # noqa: F401  (registers erl/ environments)
+from entropy_rl_lite.bandit import BanditConfig
 
 f64 = torch.float64
 R = torch.tensor([1.0, 1.0, 1.0, 0, 0, 0, 0, 0, 0, 0], dtype=f64)
@@ -283,3 +284,16 @@ def test_gaussian_reward_noise_is_drawn_per_sample():
     assert torch.equal(noisy.probs, again.probs) and not torch.equal(noisy.probs, quiet.probs)
     with pytest.raises(ValueError, match="reward_noise"):
         erl.bandit.BanditConfig(reward_noise=0.1)
+
+
+def test_config_fields_are_documented_for_help_and_switches_must_be_bools():
+    """help(BanditConfig) shows every field with its default and the comment that explains it; a string where a
+    switch goes is refused (the string "false" is truthy), and so is a ζ beyond the library's limit."""
+    doc = BanditConfig.__doc__
+    for line in ("lr: float = 0.1", "η, step size on the logits", "zeta_max: float = 0.05", "toy-scale ζ_max = 5"):
+        assert line in doc, line
+    for field, value in (("adapo", "false"), ("record_probs", "yes"), ("zeta_control", 1)):
+        with pytest.raises(TypeError, match=f"{field} must be True or False"):
+            BanditConfig(**{field: value})
+    with pytest.raises(ValueError, match="zeta must be <= 1000000.0"):
+        BanditConfig(zeta=1e7)

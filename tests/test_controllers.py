@@ -1,4 +1,4 @@
-"""The ζ controller (paper.md §5) and ADAPO's ε_high controller (paper.md §6, step rule ours)."""
+"""The ζ controller (docs/science.md §5) and ADAPO's ε_high controller (docs/science.md §6, step rule ours)."""
 
 import dataclasses
 import json
@@ -28,7 +28,7 @@ LOW, HIGH = 0.5, 1.5  # measured entropies below / above the target 1.0
         (1.5e-4, HIGH, -1e-4),  # ... and once below ζ_min flip to -ζ_min
         (-1e-3, HIGH, -2e-3),  # ζ < 0: double the magnitude
         (-0.04, HIGH, -0.05),  # ... capped at -ζ_max
-        (0.0, HIGH, -1e-4),  # from 0 to -ζ_min [ours: the symmetric case paper.md leaves open]
+        (0.0, HIGH, -1e-4),  # from 0 to -ζ_min [ours: the symmetric case the paper leaves open]
         (1e-3, 1.0, 1e-3),  # on target: unchanged
     ],
 )

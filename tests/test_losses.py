@@ -179,3 +179,64 @@ def test_aggregate_and_clip_fractions_return_fp32_for_bf16_input():
     assert erl.aggregate(v, torch.ones(2, 3)).dtype == torch.float32
     m = erl.clip_fractions(v, v, torch.ones(2, 3), 0.2, 0.2)
     assert all(x.dtype == torch.float32 for x in m.values())
+
+
+# --- the log-ratio clamp: no inf from a ratio that overflows fp32 -------------------------------------------
+def _overflow_batch(dtype=torch.float32):
+    """Token 0: log-ratio 100 (e^100 overflows fp32, whose max is ~e^88.7), A < 0; token 1: an ordinary token."""
+    logp_old = torch.tensor([[-101.0, -1.0]], dtype=dtype)
+    logp = torch.tensor([[-1.0, -0.9]], dtype=dtype, requires_grad=True)
+    adv = torch.tensor([[-1.0, 0.5]], dtype=dtype)
+    return logp, logp_old, adv, torch.ones(1, 2, dtype=torch.bool)
+
+
+def test_ppo_with_log_ratio_100_and_negative_advantage_is_finite():
+    """Unclamped, r = e^100 = inf in fp32 and A < 0 takes PPO's unclipped branch -r·A: loss inf, gradient inf.
+
+    The clamp holds the log-ratio at 20, so token 0 contributes -e^20·A = e^20 to the summed loss (the cap
+    dual-clip PPO puts on A < 0 tokens, at 3·|A|, moved out to e^20) and, like a clipped token, no gradient:
+    a probability that grew e^100-fold in one update carries no direction worth following. Token 1
+    (log-ratio 0.1) is untouched: its value and gradient are exactly those without the clamp.
+    """
+    logp, logp_old, adv, mask = _overflow_batch()
+    loss, m = erl.policy_loss(logp, logp_old, adv, mask, "ppo")
+    (g,) = torch.autograd.grad(loss, logp)
+    assert torch.isfinite(loss) and torch.isfinite(g).all()
+    r1 = torch.exp(torch.tensor(0.1))
+    assert loss.item() == pytest.approx((torch.exp(torch.tensor(20.0)) - r1 * 0.5).item() / 2, rel=1e-6)
+    assert g[0, 0] == 0  # the clamped token, as a clipped one, carries no gradient
+    assert g[0, 1].item() == pytest.approx(-(r1 * 0.5).item() / 2, rel=1e-6)  # d(-r·A/2)/d logp = -r·A/2
+    assert all(torch.isfinite(v).all() for v in m.values())
+
+
+@pytest.mark.parametrize("kind", ["ppo", "gspo", "cispo", "clip_cov", "kl_cov", "reinforce"])
+def test_every_kind_stays_finite_at_a_log_ratio_of_100(kind):
+    """Every token at log-ratio 100 (so GSPO's sequence mean is 100 too), either sign of A: loss, gradient and
+    metrics stay finite. Unclamped, the ratio is inf: an inf loss (ppo, gspo, clip_cov, kl_cov) or inf ratio
+    metrics (cispo and reinforce, whose loss does not multiply by r)."""
+    logp, _, adv, mask = _overflow_batch()
+    logp_old = logp.detach() - 100.0
+    for a in (adv, -adv):
+        loss, m = erl.policy_loss(logp, logp_old, a, mask, kind)
+        (g,) = torch.autograd.grad(loss, logp)
+        assert torch.isfinite(loss) and torch.isfinite(g).all(), (kind, a)
+        assert all(torch.isfinite(v).all() for v in m.values()), (kind, a, m)
+
+
+def test_sequence_ratio_is_clamped_like_the_token_ratio():
+    logp, logp_old, _, mask = _overflow_batch()
+    s = erl.sequence_ratio(logp, logp_old, mask)  # mean log-ratio (100 + 0.1) / 2 > 20
+    assert s.item() == pytest.approx(torch.exp(torch.tensor(erl.losses.LOG_RATIO_LIMIT)).item(), rel=1e-6)
+
+
+def test_the_clamp_changes_nothing_within_its_bound():
+    """|log-ratio| <= 20 everywhere: every kind gives bit for bit the loss computed from an unclamped exp."""
+    g = torch.Generator().manual_seed(3)
+    logp_old = -3 * torch.rand(3, 6, generator=g)
+    logp = (logp_old + torch.linspace(-19.9, 19.9, 18).reshape(3, 6)).requires_grad_(True)
+    adv = torch.randn(3, 6, generator=g)
+    w = torch.ones(3, 6)
+    loss, _ = erl.policy_loss(logp, logp_old, adv, w.bool(), "ppo", 0.2, 0.28)
+    r = torch.exp(logp - logp_old)
+    ref = erl.aggregate(-torch.minimum(r * adv, r.clamp(0.8, 1.28) * adv), w.bool())
+    assert torch.equal(loss, ref)

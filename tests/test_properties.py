@@ -1,8 +1,8 @@
 """Property-based tests (hypothesis): invariants that must hold for every input, not just the ones we thought of.
 
-Each property is a one-line claim from paper.md / design.md:
-- REPO-R never flips the sign of an advantage, and A = 0 stays 0 (paper.md §5).
-- A group whose rewards are all equal gets zero advantages (design.md, "Errors").
+Each property is a one-line claim from docs/science.md / docs/design.md:
+- REPO-R never flips the sign of an advantage, and A = 0 stays 0 (docs/science.md §5).
+- A group whose rewards are all equal gets zero advantages (docs/design.md, "Contracts").
 - 0 <= H(softmax(z)) <= log K, for any logits with at least one finite entry (-inf = a masked action).
 - The centred log-probability L = log π + H has mean zero under π.
 - The ζ controller keeps |ζ| <= ζ_max always, and |ζ| >= ζ_min once it has moved (it never parks at 0).
@@ -241,7 +241,7 @@ def test_zeta_controller_accepts_zeta_at_zeta_max(zeta: float) -> None:
 def test_zeta_controller_small_start_is_rejected_or_leaves_the_gap(zeta: float) -> None:
     """A start inside (0, ζ_min) must either be refused, or never be found inside the gap after moving.
 
-    paper.md §5 bounds |ζ| to [ζ_min, ζ_max] (0 allowed as the neutral start); doubling 1e-5 gives 2e-5.
+    docs/science.md §5 bounds |ζ| to [ζ_min, ζ_max] (0 allowed as the neutral start); doubling 1e-5 gives 2e-5.
     """
     try:
         ctrl = erl.ZetaController(zeta=zeta, zeta_min=1e-4, zeta_max=0.05, target_entropy=1.0)

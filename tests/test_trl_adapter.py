@@ -108,6 +108,23 @@ def test_bad_settings_and_inert_adapo_are_reported(tmp_path):
         make_trainer(tmp_path, EntropyControl(adapo=True), warm_steps=0, num_iterations=1)
 
 
+def test_bad_bounds_fail_at_construction_not_later(tmp_path, monkeypatch):
+    """Bounds that only failed once GRPOTrainer had built (or at the first loss pass) now fail up front."""
+    with pytest.raises(ValueError, match=r"\bzeta\b"):  # shape_advantage refused it at the first loss pass
+        EntropyControl(repo="repo_r", zeta=1e9)
+    with pytest.raises(ValueError, match=r"\bzeta_max\b"):  # the controller would grow ζ past ZETA_LIMIT
+        EntropyControl(repo="repo_d", zeta=0.01, zeta_control=True, zeta_max=1e7)
+    with pytest.raises(TypeError, match=r"\bentropy_control\b"):
+        adapter.EntropyControlGRPOTrainer(model=None, entropy_control="repo_r")
+    # ADAPO starts at TRL's epsilon_high (0.28 in the fixture): outside [eps_high_min, eps_high_max] it is
+    # refused naming epsilon_high, before GRPOTrainer.__init__ builds the model, datasets and generation.
+    built = []
+    monkeypatch.setattr(adapter.GRPOTrainer, "__init__", lambda self, *a, **k: built.append(1))
+    with pytest.raises(ValueError, match=r"epsilon_high = 0.28.*\[eps_high_min, eps_high_max\] = \[0.5, 1\]"):
+        make_trainer(tmp_path, EntropyControl(adapo=True, eps_high_min=0.5), warm_steps=0)
+    assert not built
+
+
 def test_unsupported_trl_version_fails_with_the_supported_range(monkeypatch):
     import trl
 

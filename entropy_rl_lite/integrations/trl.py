@@ -32,9 +32,9 @@ from typing import Any
 
 import torch
 
-from .._checks import check_choice
+from .._checks import check_choice, check_number
 from ..entropy_control import EntropyControlFields, EntropyControls
-from ..repo import shape_advantage
+from ..repo import ZETA_LIMIT, shape_advantage
 
 try:
     import trl
@@ -75,14 +75,48 @@ class EntropyControl(EntropyControlFields):
                 "the TRL adapter has no explicit entropy bonus: leave entropy_coef = 0 and "
                 "entropy_coef_control = False (REPO is the bonus estimated from sampled tokens)"
             )
+        # ζ reaches erl.shape_advantage at every loss pass, which refuses |ζ| > ZETA_LIMIT: refuse it here, and a
+        # zeta_max the controller could grow ζ to, instead of failing mid-training.
+        if self.repo is not None:
+            check_number("zeta", abs(self.zeta), high=ZETA_LIMIT)
+            if self.zeta_control:
+                check_number("zeta_max", self.zeta_max, high=ZETA_LIMIT)
+
+    def check_epsilon_high(self, epsilon_high: float) -> None:
+        """ADAPO starts at TRL's epsilon_high: it must lie in [eps_high_min, eps_high_max]."""
+        if self.adapo and not self.eps_high_min <= epsilon_high <= self.eps_high_max:
+            raise ValueError(
+                f"GRPOConfig's epsilon_high = {epsilon_high:g} (ADAPO's start value) must lie in "
+                f"[eps_high_min, eps_high_max] = [{self.eps_high_min:g}, {self.eps_high_max:g}]"
+            )
+
+
+def _is_entropy_control(x: object) -> bool:
+    """An EntropyControl, also one made before this module was reloaded (its class is then another object)."""
+    return isinstance(x, EntropyControlFields) and type(x).__name__ == EntropyControl.__name__
+
+
+def _epsilon_high(args: Any) -> float | None:
+    """TRL's upper clip from a GRPOConfig as GRPOTrainer reads it (epsilon_high, else epsilon); None without one."""
+    if args is None:
+        return None
+    eps = getattr(args, "epsilon_high", None)
+    return getattr(args, "epsilon", None) if eps is None else eps
 
 
 class EntropyControlGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer with REPO advantages and ADAPO's ε_high controller (see the module docstring)."""
 
     def __init__(self, *args: Any, entropy_control: EntropyControl | None = None, **kwargs: Any) -> None:
+        if entropy_control is not None and not _is_entropy_control(entropy_control):
+            raise TypeError(f"entropy_control must be an EntropyControl, got {type(entropy_control).__name__}")
+        ec = entropy_control or EntropyControl()
+        # Before GRPOTrainer builds (model, datasets, generation): TRL's args are GRPOTrainer's third parameter.
+        eps = _epsilon_high(kwargs["args"] if "args" in kwargs else (args[2] if len(args) > 2 else None))
+        if eps is not None:
+            ec.check_epsilon_high(eps)
         super().__init__(*args, **kwargs)
-        self.entropy_control = ec = entropy_control or EntropyControl()
+        self.entropy_control = ec
         if getattr(self.args, "use_liger_loss", False):
             raise ValueError(
                 "use_liger_loss=True computes the GRPO loss in a fused kernel that takes one advantage "

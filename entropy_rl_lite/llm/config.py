@@ -14,6 +14,7 @@ import torch
 
 from .._checks import check_choice, check_int, check_number
 from ..aggregation import AGGREGATIONS
+from ..field_docs import document_fields
 from ..rl_fields import RLFields
 from .profiles import PROFILES
 
@@ -22,6 +23,7 @@ DTYPES = tuple(TORCH_DTYPES)
 OPTIMIZERS = ("adamw", "sgd")
 
 
+@document_fields
 @dataclass(frozen=True)
 class TrainConfig(RLFields):
     """One RL run on a text task. Validated on creation; an error names the field and what is allowed.

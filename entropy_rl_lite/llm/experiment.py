@@ -11,10 +11,12 @@ Every phase logs JSONL (+ sidecar) under one output directory:
     out/phase1/<algo>.jsonl         per-step metrics; <algo>.meta.json beside it
     out/phase1/<algo>/              final checkpoint (Trainer.resume continues it); merged/ for LoRA runs
     out/phase2/<algo>.jsonl         the sequential-learning phase
+    out/warm_start.summary.json     its evaluation; out/<algo>.summary.json: each algorithm's (written when it finishes)
     out/summary.json                evaluations after each phase, entropy change, wall times
     out/run.meta.json               hardware, versions, seed, git commit, wall time
 
 `prune_checkpoints(out)` (CLI: `--logs-only`) removes the model directories afterwards, leaving what to commit.
+A non-empty `out` is refused unless the run overwrites or resumes it (`outdir.prepare_out`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ import torch
 
 from .._checks import check_int
 from ..logs import run_metadata
+from .atomic import write_atomically
 from .evaluate import evaluate
 from .model import build_model, load_model, quiet_progress
+from .outdir import prepare_out, write_json
 from .spec import CONFIG_DIR, TASKS, LoraSpec, RunSpec, TaskSpec, WarmStartSpec, load_spec, set_path
 from .tokenizer import CharTokenizer, load_tokenizer
 from .trainer import Trainer
@@ -81,10 +85,16 @@ def prepare_base(spec: RunSpec, out: Path, device: str | torch.device, progress:
             seed=spec.seed,
             progress=progress,
         )
-    with quiet_progress():
-        model.save_pretrained(out / "warm_start")
-    tok.save_pretrained(out / "warm_start")
-    return {"eval": _evaluate(model, tok, task, spec), "wall_s": time.perf_counter() - t0}
+
+    def write(tmp: Path) -> None:
+        with quiet_progress():
+            model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    write_atomically(out / "warm_start", write)
+    result = {"eval": _evaluate(model, tok, task, spec), "wall_s": time.perf_counter() - t0}
+    write_json(out / "warm_start.summary.json", result)
+    return result
 
 
 def _phase(
@@ -94,7 +104,7 @@ def _phase(
     task = spec.task.make() if phase == 1 else spec.phase2_task.make()
     tok = load_tokenizer(base)
     log_dir = out / f"phase{phase}"
-    cfg = spec.train_config(name, phase).replace(log_path=str(log_dir / f"{name}.jsonl"))
+    cfg = spec.train_config(name, phase, out)
     model = load_model(base, dtype=cfg.torch_dtype)  # TrainConfig.dtype decides the weights' dtype
     if spec.lora is not None:
         model = spec.lora.apply(model, seed=spec.seed)
@@ -102,7 +112,7 @@ def _phase(
         cfg, task, model=model, tokenizer=tok, device=device, base_model_path=str(Path(base).resolve())
     )  # absolute: resume works from any directory
     t0 = time.perf_counter()
-    rows = trainer.train(progress=progress)
+    rows = trainer.train(progress=progress, desc=f"{name} · phase {phase}")
     wall = time.perf_counter() - t0
     ckpt = trainer.save(log_dir / name)
     merged = ckpt
@@ -134,7 +144,7 @@ def run_algorithm(
     result["phase1"], merged = _phase(spec, name, 1, out / "warm_start", out, device, progress)
     if spec.phase2_task is not None:
         result["phase2"], _ = _phase(spec, name, 2, merged, out, device, progress)
-    (out / f"{name}.summary.json").write_text(json.dumps(result, indent=1))
+    write_json(out / f"{name}.summary.json", result)  # last: its presence marks the algorithm finished
     return result
 
 
@@ -157,29 +167,41 @@ def run_compare(
     jobs: int = 1,
     device: str | None = None,
     progress: bool = True,
+    mode: str = "new",
 ) -> dict[str, Any]:
-    """Warm start once, then every algorithm (in `jobs` parallel processes when > 1); write summary + sidecar."""
+    """Warm start once, then every algorithm (in `jobs` parallel processes when > 1); write summary + sidecar.
+
+    mode: "new" (out must be empty), "overwrite" (replace a previous run) or "resume" (finish one: see outdir).
+    """
     import yaml
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = list(spec.algorithms) if algorithms is None else algorithms
     for n in names:
         spec.train_config(n)  # unknown names fail here
     check_int("jobs", jobs, low=1)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(check_device(device))
+    if spec.model:
+        check_model_dir(spec.model)
+    out = Path(out)
+    finished = prepare_out(out, spec.to_dict(), mode)  # the last check: from here on, files are written
     (out / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     t0 = time.perf_counter()
-    summary: dict[str, Any] = {"warm_start": prepare_base(spec, out, device, progress)}
+    base_done = (out / "warm_start.summary.json").is_file() and (out / "warm_start").is_dir()
+    summary: dict[str, Any] = {
+        "warm_start": _read_json(out / "warm_start.summary.json")
+        if base_done
+        else prepare_base(spec, out, device, progress)
+    }
+    todo = [n for n in names if n not in finished]
     if jobs == 1:
-        for n in names:
-            summary[n] = run_algorithm(spec, n, out, device, progress)
+        for n in todo:
+            run_algorithm(spec, n, out, device, progress)
     else:  # one process per algorithm, `jobs` at a time: small models leave most of a GPU idle
-        _run_in_processes(names, jobs, out, device)
-        for n in names:
-            summary[n] = json.loads((out / f"{n}.summary.json").read_text())
+        _run_in_processes(todo, jobs, out, device)
+    for n in names:
+        summary[n] = _read_json(out / f"{n}.summary.json")
     wall = time.perf_counter() - t0
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "summary.json", summary)
     meta = {
         **run_metadata(device),
         "seed": spec.seed,
@@ -187,10 +209,51 @@ def run_compare(
         "algorithms": names,
         "jobs": jobs,
         "wall_s": wall,
+        "resumed": finished if mode == "resume" else None,
         "spec": spec.to_dict(),
     }
-    (out / "run.meta.json").write_text(json.dumps(meta, indent=1))
+    write_json(out / "run.meta.json", meta)
     return summary
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """The device to train on (None: cuda when available, else cpu); one that this machine lacks fails in one line."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, ...): {e}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"--device {device!r}: {why}; use --device cpu (or leave --device out)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type not in ("cpu", "mps"):
+        raise ValueError(f"--device {device!r}: only cpu and cuda devices are supported")
+    return dev
+
+
+def check_model_dir(path: str | Path) -> None:
+    """A --model directory holds a model and a tokenizer that load without running their own code."""
+    from .model import refuse_remote_code
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"--model {str(path)!r}: no such directory (a model is a local save_pretrained directory; "
+            "hub ids are not downloaded, by design: download it yourself and pass its path)"
+        )
+    missing = [n for n in ("config.json", "tokenizer_config.json") if not (path / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"--model {str(path)!r} lacks {missing} (as save_pretrained writes them)")
+    for name in ("config.json", "tokenizer_config.json"):
+        refuse_remote_code(path / name)
 
 
 def _run_in_processes(names: list[str], jobs: int, out: Path, device: str) -> None:

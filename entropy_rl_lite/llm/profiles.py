@@ -1,4 +1,4 @@
-"""Model sizes per run profile (design.md, "Profiles (Part II)"): ci (seconds), cpu (minutes), gpu (the real run).
+"""Model sizes per run profile (docs/design.md, "Profiles"): ci (seconds), cpu (minutes), gpu (the real run).
 
 Only sizes differ between profiles; every profile builds the same architecture through the same code, so
 a ci run exercises exactly the code a gpu run does. Parameter counts below are measured with the default

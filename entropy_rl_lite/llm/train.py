@@ -8,8 +8,11 @@
     erl-train compare --profile ci --set train.lr=3e-4 --set algorithms.dapo.eps_high=0.3 --out runs/lr3e-4
 
 A profile is a spec file in entropy_rl_lite/llm/configs/ (ci, cpu, gpu); --config uses your own file.
---set key.sub=value overrides any spec entry (values are parsed as YAML). Bad keys or values fail before
-anything trains, with the field named.
+--set key.sub=value overrides any spec entry (values are parsed as YAML 1.2: 1e-4 is a number; a number in
+quotes is converted to the field's type; true/false are the only booleans). Bad keys or values, a device
+this machine lacks and a missing --model fail in one line before anything is written or trained.
+--out must be new or empty; --overwrite replaces a previous run there, --resume finishes one.
+`erl-train compare --help` lists every spec key and TrainConfig field, with its default and meaning.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import json
 import sys
 from pathlib import Path
 
-from .experiment import RunSpec, load_spec, prune_checkpoints, run_algorithm, run_compare
+from .estimate import describe_cpu_run
+from .experiment import RunSpec, check_device, load_spec, prune_checkpoints, run_algorithm, run_compare
+from .outdir import check_out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,17 +34,30 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = ap.add_subparsers(dest="mode", required=True)
+    sub = ap.add_subparsers(dest="mode", required=True, metavar="{compare,train}")  # `one` is internal
     for mode, help_ in (
         ("compare", "warm start once, then several algorithms and the sequential phase"),
         ("train", "warm start, then one algorithm (and the sequential phase)"),
     ):
-        p = sub.add_parser(mode, help=help_)
-        p.add_argument("--profile", default="ci", help="ci | cpu | gpu: picks configs/<profile>.yaml")
+        p = sub.add_parser(
+            mode,
+            help=help_,
+            description=help_,
+            epilog=_fields_epilog(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument(
+            "--profile", default="ci", help="ci | cpu | gpu: picks configs/<profile>.yaml (default: ci, on any machine)"
+        )
         p.add_argument("--config", help="a spec file of your own (YAML), instead of the profile's")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec entry")
         p.add_argument("--model", help="a local transformers causal-LM checkpoint to start from (no downloads)")
-        p.add_argument("--out", help="output directory (default runs/<profile>)")
+        p.add_argument("--out", help="output directory, new or empty (default runs/<profile>)")
+        mode_group = p.add_mutually_exclusive_group()
+        mode_group.add_argument("--overwrite", action="store_true", help="replace the previous run in --out")
+        mode_group.add_argument(
+            "--resume", action="store_true", help="finish the run in --out: keep its warm start and finished algorithms"
+        )
         p.add_argument("--device", help="cpu | cuda | cuda:1 (default: cuda when available)")
         p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
         p.add_argument(
@@ -47,17 +65,30 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="delete the model checkpoints afterwards, keep logs and summaries (for committing a run)",
         )
+        algos = "; ".join(f"{prof}: {', '.join(load_spec(prof).algorithms)}" for prof in ("ci", "cpu", "gpu"))
         if mode == "compare":
-            p.add_argument("--algos", nargs="+", help="a subset of the spec's algorithms (default: all)")
+            p.add_argument("--algos", nargs="+", help=f"a subset of the spec's algorithms (default: all; {algos})")
             p.add_argument("--jobs", type=int, default=1, help="algorithms run in parallel processes")
         else:
-            p.add_argument("--algo", help="one of the spec's algorithms (default: the first)")
-    one = sub.add_parser("one", help=argparse.SUPPRESS)  # a worker of `compare --jobs N`
+            p.add_argument("--algo", help=f"one of the spec's algorithms (default: the first; {algos})")
+    one = sub.add_parser("one")  # a worker of `compare --jobs N`; no help= keeps it out of the listing
     one.add_argument("--spec", required=True)
     one.add_argument("--algo", required=True)
     one.add_argument("--out", required=True)
     one.add_argument("--device")
     return ap
+
+
+def _fields_epilog() -> str:
+    from ..field_docs import format_fields
+    from .config import TrainConfig
+    from .spec import PLACED_FIELDS
+
+    return (
+        "spec keys: profile, seed, model, task.*, phase2_task.*, warm_start.*, lora.*, eval_samples, eval_ks, and\n"
+        "TrainConfig fields under train.* (every algorithm), algorithms.<name>.* (one) and phase2.* (phase 2):\n\n"
+        + format_fields(TrainConfig, prefix="train.", skip=PLACED_FIELDS)
+    )
 
 
 def _print_summary(summary: dict) -> None:
@@ -96,15 +127,22 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         overrides = list(args.set) + ([f"model={json.dumps(args.model)}"] if args.model else [])
         spec = load_spec(args.profile, args.config, overrides)
-        out = Path(args.out or f"runs/{spec.profile}")
-        if args.mode == "compare":
-            summary = run_compare(spec, out, args.algos, args.jobs, args.device, progress=not args.no_progress)
-        else:
-            algo = args.algo or next(iter(spec.algorithms))
-            summary = run_compare(spec, out, [algo], 1, args.device, progress=not args.no_progress)
+        out = check_out(args.out if args.out is not None else f"runs/{spec.profile}")
+        device = check_device(args.device)
+        names = args.algos if args.mode == "compare" else [args.algo or next(iter(spec.algorithms))]
+        for n in names or []:
+            spec.train_config(n)  # an unknown name fails before the warning below
+        if spec.profile == "gpu" and device.type == "cpu":
+            print(f"erl-train: warning: {describe_cpu_run(spec, names)}", file=sys.stderr)
+        mode = "overwrite" if args.overwrite else "resume" if args.resume else "new"
+        jobs = args.jobs if args.mode == "compare" else 1
+        summary = run_compare(spec, out, names, jobs, str(device), progress=not args.no_progress, mode=mode)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
         print(f"erl-train: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("erl-train: interrupted; `--resume` with the same settings finishes the run", file=sys.stderr)
+        return 130
     if args.logs_only:
         prune_checkpoints(out)
     _print_summary(summary)

@@ -296,11 +296,15 @@ class Trainer:
         metrics["ratio_max"] = float(m["ratio_max"])
         return loss, metrics
 
-    def train(self, steps: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
-        """Run `steps` iterations (default: until config.steps in total); returns their metrics rows."""
+    def train(self, steps: int | None = None, progress: bool = True, desc: str | None = None) -> list[dict[str, Any]]:
+        """Run `steps` iterations (default: until config.steps in total); returns their metrics rows.
+
+        desc: the progress bar's label (default: objective/repo).
+        """
         steps = self.config.steps - self.step_count if steps is None else steps
         rows = []
-        bar = tqdm(range(steps), disable=not progress, desc=f"{self.config.objective}/{self.config.repo or 'no-repo'}")
+        desc = desc or f"{self.config.objective}/{self.config.repo or 'no-repo'}"
+        bar = tqdm(range(steps), disable=not progress, desc=desc)
         for _ in bar:
             rows.append(self.step())
             bar.set_postfix(
