@@ -92,27 +92,30 @@ def _fields_epilog() -> str:
 
 
 def _print_summary(summary: dict) -> None:
+    """One row per algorithm: the training batches' entropy at the first and last step, then the evaluation after
+    phase 1 (entropy, reward, pass@1, distinct correct answers) and phase 2's evaluated reward."""
     w = max(12, *(len(n) for n in summary))
+    print(f"{'':{w}s} {'train batches':>17s}   {'evaluation after phase 1':>34s}   {'phase 2':>7s}")
     print(
-        f"{'algorithm':{w}s} {'H start':>8s} {'H end':>8s} {'reward':>7s} {'pass@1':>7s} {'distinct':>8s} "
-        f"{'phase-2 reward':>15s}"
+        f"{'algorithm':{w}s} {'H first':>8s} {'H last':>8s}   {'H':>7s} {'reward':>7s} {'pass@1':>7s} "
+        f"{'distinct':>9s}   {'reward':>7s}"
     )
     for name, res in summary.items():
         if name == "warm_start":
             ev = res["eval"]
             print(
-                f"{'warm start':{w}s} {'':8s} {ev['entropy']:8.3f} {ev['reward']:7.3f} {ev['pass@1']:7.3f} "
-                f"{ev['distinct_correct']:8.2f}"
+                f"{'warm start':{w}s} {'':8s} {'':8s}   {ev['entropy']:7.3f} {ev['reward']:7.3f} {ev['pass@1']:7.3f} "
+                f"{ev['distinct_correct']:9.2f}"
             )
             continue
         p1, p2 = res["phase1"], res.get("phase2")
-        if p1["entropy_start"] is None:  # steps = 0
-            print(f"{name:{w}s} (no RL steps) reward {p1['eval']['reward']:.3f}")
-            continue
+        ev = p1["eval"]
+        first, last = (
+            ("-", "-") if p1["entropy_start"] is None else (f"{p1['entropy_start']:.3f}", f"{p1['entropy_end']:.3f}")
+        )
         print(
-            f"{name:{w}s} {p1['entropy_start']:8.3f} {p1['entropy_end']:8.3f} {p1['eval']['reward']:7.3f} "
-            f"{p1['eval']['pass@1']:7.3f} {p1['eval']['distinct_correct']:8.2f} "
-            f"{(p2['eval']['reward'] if p2 else float('nan')):15.3f}"
+            f"{name:{w}s} {first:>8s} {last:>8s}   {ev['entropy']:7.3f} {ev['reward']:7.3f} {ev['pass@1']:7.3f} "
+            f"{ev['distinct_correct']:9.2f}   {(p2['eval']['reward'] if p2 else float('nan')):7.3f}"
         )
 
 
