@@ -324,3 +324,43 @@ def test_variants_command_prints_one_environment_per_line(capsys):
         assert (
             name in book.kernel_variants() and assignments and all(re.fullmatch(r"[A-Z_]+=\w+", a) for a in assignments)
         )
+
+
+# The claims ledger (claims.yml): every row is decided by the chapter it names, and that chapter's stored
+# outputs show the ledger's status, so the preface's table, the chapters and their asserts cannot drift.
+CHECK_CALL = re.compile(r"""claims\.check\(\s*["']([^"']+)["']""")
+
+
+def _chapter_text(stem: str) -> tuple[str, str]:
+    """(all code sources, all stored text outputs) of chapters/<stem>.ipynb."""
+    nb = nbformat.read(ROOT / "chapters" / f"{stem}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    outputs = "".join(o.get("text", "") for c in code for o in c.outputs if o.get("output_type") == "stream")
+    return "\n".join(c.source for c in code), outputs
+
+
+def test_the_ledger_refuses_bad_rows_and_disagreement(tmp_path):
+    from entropy_rl_lite import book_claims
+
+    row = {"id": "1", "claim": "c", "where": "02_x §1", "status": "reproduced", "evidence": "e", "choices": ""}
+    path = tmp_path / "claims.yml"
+    for bad, message in [
+        ({**row, "status": "sort of"}, "is not one of"),
+        ({k: v for k, v in row.items() if k != "evidence"}, "missing fields"),
+        ({**row, "colour": "red"}, "unknown fields"),
+    ]:
+        path.write_text(yaml.safe_dump({"claims": [bad]}))
+        with pytest.raises(ValueError, match=message):
+            book_claims.load_claims(path)
+    path.write_text(yaml.safe_dump({"claims": [row, row]}))
+    with pytest.raises(ValueError, match="appears twice"):
+        book_claims.load_claims(path)
+    path.write_text(yaml.safe_dump({"claims": [row]}))
+    book_claims.check("1", "reproduced", path)
+    with pytest.raises(AssertionError, match="the ledger .* says 'reproduced'"):
+        book_claims.check("1", "undecided", path)
+    with pytest.raises(KeyError, match="not in the ledger"):
+        book_claims.check("2", "reproduced", path)
+    (tmp_path / "deeper" / "still").mkdir(parents=True)
+    assert book_claims.find_ledger(tmp_path / "deeper" / "still") == path  # a solutions notebook finds the root's
+    assert "| 1 | c | 02 x §1 | **reproduced** |" in book_claims.ledger_markdown(path)
