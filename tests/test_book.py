@@ -339,6 +339,32 @@ def _chapter_text(stem: str) -> tuple[str, str]:
     return "\n".join(c.source for c in code), outputs
 
 
+def test_every_ledger_row_is_checked_by_its_chapter_with_the_same_status(the_book):
+    from entropy_rl_lite import book_claims
+
+    ledger = book_claims.load_claims(ROOT / "claims.yml")
+    stems = {c.stem for c in the_book.chapters}
+    for row in ledger.values():
+        assert row.chapter in stems, f"claim {row.id}: where={row.where!r} names no chapter of book.yml"
+        code, outputs = _chapter_text(row.chapter)
+        assert row.id in CHECK_CALL.findall(code), f"claim {row.id}: {row.chapter} never calls claims.check({row.id!r})"
+        line = f"claim {row.id}: {row.status} (ledger agrees)"
+        assert line in outputs, f"claim {row.id}: {row.chapter}'s stored outputs lack {line!r}; re-execute it"
+
+
+def test_chapters_check_only_rows_that_name_them(the_book):
+    from entropy_rl_lite import book_claims
+
+    ledger = book_claims.load_claims(ROOT / "claims.yml")
+    for chapter in the_book.chapters:
+        code, _ = _chapter_text(chapter.stem)
+        for claim_id in CHECK_CALL.findall(code):
+            assert claim_id in ledger, f"{chapter.stem} checks claim {claim_id!r}, which claims.yml lacks"
+            assert ledger[claim_id].chapter == chapter.stem, (
+                f"{chapter.stem} checks claim {claim_id!r}, but the ledger places it in {ledger[claim_id].where!r}"
+            )
+
+
 def test_the_ledger_refuses_bad_rows_and_disagreement(tmp_path):
     from entropy_rl_lite import book_claims
 
