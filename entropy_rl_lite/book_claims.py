@@ -89,6 +89,7 @@ def ledger_markdown(path: str | Path | None = None) -> str:
     lines = [head]
     for c in load_claims(path).values():
         wording = f"*[ours]* {c.claim}" if c.ours else c.claim
-        cells = [c.id, wording, c.where.replace("_", " ", 1), f"**{c.status}**", c.evidence, c.choices or "—"]
+        where = f"ch. {c.chapter.split('_', 1)[0]} {c.where.removeprefix(c.chapter).strip()}".strip()  # "ch. 03 §9"
+        cells = [c.id, wording, where, f"**{c.status}**", c.evidence, c.choices or "—"]
         lines.append("| " + " | ".join(s.replace("|", "\\|") for s in cells) + " |")
     return "\n".join(lines)

@@ -389,4 +389,4 @@ def test_the_ledger_refuses_bad_rows_and_disagreement(tmp_path):
         book_claims.check("2", "reproduced", path)
     (tmp_path / "deeper" / "still").mkdir(parents=True)
     assert book_claims.find_ledger(tmp_path / "deeper" / "still") == path  # a solutions notebook finds the root's
-    assert "| 1 | c | 02 x §1 | **reproduced** |" in book_claims.ledger_markdown(path)
+    assert "| 1 | c | ch. 02 §1 | **reproduced** |" in book_claims.ledger_markdown(path)
