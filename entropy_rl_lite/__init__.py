@@ -33,7 +33,7 @@ from .losses import (
     sequence_ratio,
 )
 from .metrics import clip_fractions, cumulative_entropy, distinct_correct, expected_distinct_correct, pass_at_k
-from .precision import effective_clip_bounds, expected_ratio, ratio_stats, round_bf16
+from .precision import effective_clip_bounds, expected_ratio, lowp_token_logprobs, ratio_stats, round_bf16
 from .repo import ZetaController, decorrelating_beta, repo_advantage, repo_d_beta, repo_r, shape_advantage
 from .seed import seed_everything
 
@@ -81,6 +81,7 @@ __all__ = [
     "group_advantages",
     "kl_cov_penalty",
     "logprobs_from_logits",
+    "lowp_token_logprobs",
     "pass_at_k",
     "pg_logit_step",
     "plot",

@@ -359,12 +359,14 @@ def policy_loss_unchecked(
     kl_coef: float = 1.0,
     generator: torch.Generator | None = None,
     ratio_metrics: bool = True,
+    centered_logp: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """`policy_loss` without input checks: fp32 logp, logp_old, adv and float weights w, all [..., B, T].
 
     Its only guard is the log-ratio clamp of `ratio_from_log` (one elementwise op).
 
     ratio_metrics=False: of the metrics, only the clip fractions (all the bandit engine records).
+    centered_logp [..., B, T] (L under π_old): also the entropy-raising clipped shares (`clip_fractions_unchecked`).
     """
     log_ratio = logp - logp_old.detach()
     metrics: dict[str, Tensor] = {}
@@ -394,7 +396,7 @@ def policy_loss_unchecked(
                 drop = clip_cov_drop_unchecked(ratio, adv, logp, w, lo, hi, clip_cov_ratio, clip_cov_bounds, generator)
                 per_token = per_token * (~drop)  # dropped tokens contribute neither value nor gradient
                 metrics["cov_frac"] = masked_mean(drop.to(logp.dtype), (w > 0).to(logp.dtype)).detach()
-        metrics.update(clip_fractions_unchecked(ratio.detach(), adv, w, eps_low, eps_high))
+        metrics.update(clip_fractions_unchecked(ratio.detach(), adv, w, eps_low, eps_high, centered_logp))
     loss = aggregate_unchecked(per_token, w, agg, horizon)
     if ratio_metrics:
         metrics.update(_ratio_metrics(ratio.detach(), log_ratio.detach(), w))
@@ -402,9 +404,11 @@ def policy_loss_unchecked(
 
 
 def _ratio_metrics(ratio: Tensor, log_ratio: Tensor, w: Tensor) -> dict[str, Tensor]:
-    """k3 estimator of KL(old‖new), mean and max ratio over the weighted tokens. -> dict of [...]."""
+    """k3 estimator of KL(old‖new), mean, spread and max ratio over the weighted tokens. -> dict of [...]."""
     metrics = {"approx_kl": masked_mean((ratio - 1) - log_ratio, w)}  # k3 estimator of KL(old‖new)
     metrics["ratio_mean"] = masked_mean(ratio, w)
+    # weighted standard deviation (no Bessel correction): the spread a mismatch puts around 1 before any step
+    metrics["ratio_std"] = masked_mean((ratio - metrics["ratio_mean"][..., None, None]) ** 2, w).sqrt()
     metrics["ratio_max"] = torch.where(w > 0, ratio, -torch.inf).flatten(-2).amax(-1)
     return metrics
 

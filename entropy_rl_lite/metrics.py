@@ -127,16 +127,30 @@ def clip_fractions(
 
 
 def clip_fractions_unchecked(
-    ratio: Tensor, adv: Tensor, weights: Tensor, eps_low: float | Tensor, eps_high: float | Tensor
+    ratio: Tensor,
+    adv: Tensor,
+    weights: Tensor,
+    eps_low: float | Tensor,
+    eps_high: float | Tensor,
+    centered_logp: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """`clip_fractions` without input checks."""
+    """`clip_fractions` without input checks.
+
+    centered_logp (L = log π_old + H_old, same shape) adds the clipped updates that would have raised entropy:
+    clip_frac_high_neg_L (raising a below-average token, L < 0) and clip_frac_low_pos_L (lowering an
+    above-average one, L > 0), as shares of all tokens, like the clip fractions themselves.
+    """
     ratio, adv = fp32(ratio), fp32(adv)
     lo = 1.0 - per_problem(eps_low, ratio)
     hi = 1.0 + per_problem(eps_high, ratio)
     w = weights.to(ratio.dtype)
     total = w.sum((-2, -1))
-    low = ((ratio < lo) & (adv < 0)).to(ratio.dtype)
-    high = ((ratio > hi) & (adv > 0)).to(ratio.dtype)
+    low = (ratio < lo) & (adv < 0)
+    high = (ratio > hi) & (adv > 0)
     frac_low = (w * low).sum((-2, -1)) / total
     frac_high = (w * high).sum((-2, -1)) / total
-    return {"clip_frac_low": frac_low, "clip_frac_high": frac_high, "clip_frac": frac_low + frac_high}
+    out = {"clip_frac_low": frac_low, "clip_frac_high": frac_high, "clip_frac": frac_low + frac_high}
+    if centered_logp is not None:
+        out["clip_frac_high_neg_L"] = (w * (high & (centered_logp < 0))).sum((-2, -1)) / total
+        out["clip_frac_low_pos_L"] = (w * (low & (centered_logp > 0))).sum((-2, -1)) / total
+    return out

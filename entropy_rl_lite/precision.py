@@ -112,3 +112,32 @@ def effective_clip_bounds(bias: float, eps_low: float, eps_high: float) -> tuple
     if float(torch.as_tensor(lo).max()) > 1:
         raise ValueError(f"eps_low must lie in [0, 1] (the ratio's lower clip 1 - eps_low is >= 0), got {eps_low}")
     return 1.0 - (1.0 - lo) / b, (1.0 + hi) / b - 1.0
+
+
+# The dtypes a stack may compute its log-probs in; fp32 is the library's contract, the others emulate stacks without it.
+LOGPROB_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def lowp_token_logprobs(
+    hidden: Tensor, weight: Tensor, targets: Tensor, dtype: torch.dtype, temperature: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """log π(target) and entropy as a stack without the fp32 fix computes them: every op in `dtype`.
+
+    hidden [B, T, D], weight [V, D], targets [B, T] int64 -> (logp [B, T], entropy [B, T]), returned as fp32
+    but rounded like `dtype` all the way (logits, log-softmax, p·log p). Differentiable by plain autograd and
+    not chunked: it exists to show what low precision does (TrainConfig.logprob_dtype), not for
+    large vocabularies. dtype=torch.float32 is allowed and is the unchunked fp32 reference.
+    """
+    check_tensor("hidden", hidden, min_dim=2)
+    check_tensor("weight", weight, min_dim=2)
+    if dtype not in LOGPROB_DTYPES.values():
+        raise ValueError(f"dtype must be one of {list(LOGPROB_DTYPES)}, got {dtype}")
+    temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+    with torch.autocast(hidden.device.type, enabled=False):
+        z = hidden.to(dtype) @ weight.to(dtype).T
+        if temperature != 1.0:
+            z = z / temperature
+        logp_all = torch.log_softmax(z, dim=-1)  # in `dtype`: the rounding this function exists to show
+        logp = logp_all.gather(-1, targets.long()[..., None]).squeeze(-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp.float(), entropy.float()

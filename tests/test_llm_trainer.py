@@ -148,6 +148,12 @@ def test_warm_start_learns_the_format(tok, task):
         ("checkpoint_every", 5, "checkpoint_dir"),
         ("zeta_control", True, "zeta_control"),
         ("dtype", "float16", "dtype"),
+        ("top_k", -1, "top_k"),
+        ("top_p", 0.0, "top_p"),
+        ("top_p", 1.5, "top_p"),
+        ("sampler_dtype", "int8", "sampler_dtype"),
+        ("logprob_dtype", "float64", "logprob_dtype"),
+        ("logp_old_source", "vllm", "logp_old_source"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):
@@ -484,3 +490,84 @@ def test_a_diverging_run_says_so_and_where(tok, task, monkeypatch):
         tr.model.get_output_embeddings().weight.fill_(math.nan)
     with pytest.raises(erl.llm.TrainingDiverged, match="at step 1: sampling met non-finite probabilities"):
         tr.train(1, progress=False)
+
+
+# -- what a real stack's sampler does: truncation, low precision, logp_old from the sampler -----------------
+
+
+def test_sampler_logprobs_are_the_truncated_distribution(tok):
+    """top-k/top-p: log q = log π − log(kept mass) on every drawn token, and q = π without truncation."""
+    model = build_model(tok, "ci", seed=2)
+    prompts = ["3=", "11=", "7="]
+    for kw in (dict(top_k=3), dict(top_p=0.8), {}):
+        torch.manual_seed(5)
+        batch = sample(model, tok, prompts, group_size=4, max_new_tokens=4, sampler_logprobs=True, **kw)
+        with torch.no_grad():
+            logp, _ = completion_logprobs(model, batch)
+            hidden = model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=position_ids(batch.attention_mask),
+            ).logits
+        pi = torch.softmax(hidden[:, batch.prompt_len - 1 : -1].float(), -1)  # [N, T, V], untruncated
+        drawn = pi.gather(-1, batch.completion_ids[..., None])[..., 0]
+        if "top_k" in kw:  # kept: the 3 likeliest tokens
+            kept = pi.topk(3, -1).values.sum(-1)
+        elif "top_p" in kw:  # kept: the likeliest tokens until their mass reaches top_p (the one crossing it too)
+            srt = pi.sort(-1, descending=True).values
+            before = srt.cumsum(-1) - srt
+            kept = (srt * (before < 0.8)).sum(-1)
+        else:
+            kept = torch.ones_like(drawn)
+        m = batch.completion_mask.bool()
+        assert batch.sampler_logp.dtype == torch.float32 and (batch.sampler_logp[~m] == 0).all()
+        torch.testing.assert_close(batch.sampler_logp[m], logp[m] - kept[m].log(), atol=1e-5, rtol=0)
+        if kw:
+            assert (kept[m] < 1 - 1e-3).any()  # truncation removed mass somewhere, so b < 1 is visible
+            assert (drawn[m] > 0).all()
+
+
+def test_low_precision_logprobs_emulate_a_stack_without_the_fp32_fix(tok):
+    """lowp_token_logprobs: fp32 agrees with the chunked path; bf16/fp16 differ by their rounding, no more."""
+    g = torch.Generator().manual_seed(0)
+    h, w = torch.randn(3, 5, 16, generator=g), torch.randn(14, 16, generator=g)
+    y = torch.randint(14, (3, 5), generator=g)
+    ref_lp, ref_h = erl.token_logprobs(h, w, y)
+    lp32, h32 = erl.lowp_token_logprobs(h, w, y, torch.float32)
+    torch.testing.assert_close(lp32, ref_lp, atol=1e-5, rtol=0)
+    torch.testing.assert_close(h32, ref_h, atol=1e-5, rtol=0)
+    for dtype, unit in ((torch.bfloat16, 2.0**-8), (torch.float16, 2.0**-11)):
+        lp, ent = erl.lowp_token_logprobs(h, w, y, dtype)
+        assert lp.dtype == torch.float32 and ent.dtype == torch.float32
+        err = (lp - ref_lp).abs().max().item()
+        # the logits reach |z| ~ 15: their rounding (unit · |z|) bounds the error of log-softmax to a few units
+        scale = (h @ w.T).abs().max().item()
+        assert 0 < err < 4 * unit * scale
+    with pytest.raises(ValueError, match="dtype"):
+        erl.lowp_token_logprobs(h, w, y, torch.float64)
+
+
+def test_trainer_logs_the_sampler_trainer_mismatch(tok, task):
+    """logp_old from the sampler: fp32 gives r = 1 at the first update; top-k gives r = π_old/q = kept mass < 1."""
+    cfg = TrainConfig(
+        steps=2, prompts_per_step=3, group_size=4, eps_high=0.28, objective="ppo", logp_old_source="sampler"
+    )
+    for row in Trainer(cfg, task, tokenizer=tok).train(progress=False):
+        assert abs(row["first_ratio_mean"] - 1) < 1e-5 and row["first_ratio_std"] < 1e-5
+        assert abs(row["mismatch"]) < 1e-5 and row["first_clip_frac_high"] == row["first_clip_frac_low"] == 0
+    for row in Trainer(cfg.replace(top_k=3), task, tokenizer=tok).train(progress=False):
+        assert row["first_ratio_mean"] < 1 and row["mismatch"] > 0  # E_q[log q − log π] = KL(q‖π) > 0
+        assert abs(row["first_ratio_mean"] - row["mismatch_ratio_mean"]) < 1e-5  # the same tokens, one pass
+        assert (
+            row["clip_frac_high_neg_L"] <= row["clip_frac_high"] and row["clip_frac_low_pos_L"] <= row["clip_frac_low"]
+        )
+    # with logp_old from the trainer the mismatch is logged on request and the first ratio stays exactly 1
+    for row in Trainer(cfg.replace(top_k=3, logp_old_source="trainer", log_mismatch=True), task, tokenizer=tok).train(
+        progress=False
+    ):
+        assert row["first_ratio_mean"] == 1.0 and row["mismatch"] > 0
+    assert "mismatch" not in Trainer(cfg.replace(logp_old_source="trainer"), task, tokenizer=tok).step()
+    rows = Trainer(cfg.replace(sampler_dtype="bfloat16", logprob_dtype="bfloat16"), task, tokenizer=tok).train(
+        progress=False
+    )
+    assert all(math.isfinite(r["mismatch"]) and r["first_ratio_std"] > 0 for r in rows)  # bf16 paths disagree

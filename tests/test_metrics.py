@@ -84,3 +84,18 @@ def test_a_jsonl_log_replots_with_the_core_alone(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["5", "2", "False"]
+
+
+def test_clip_fractions_count_the_entropy_raising_clipped_tokens():
+    """L < 0 tokens clipped from above and L > 0 tokens clipped from below, as shares of all tokens."""
+    from entropy_rl_lite.metrics import clip_fractions_unchecked
+
+    ratio = torch.tensor([[1.5, 1.5, 0.5, 0.5, 1.0]])
+    adv = torch.tensor([[1.0, 1.0, -1.0, -1.0, 1.0]])
+    L = torch.tensor([[-1.0, 1.0, 1.0, -1.0, -1.0]])
+    out = clip_fractions_unchecked(ratio, adv, torch.ones(1, 5), 0.2, 0.28, L)
+    assert out["clip_frac_high"].item() == pytest.approx(0.4) and out["clip_frac_high_neg_L"].item() == pytest.approx(
+        0.2
+    )
+    assert out["clip_frac_low"].item() == pytest.approx(0.4) and out["clip_frac_low_pos_L"].item() == pytest.approx(0.2)
+    assert "clip_frac_high_neg_L" not in clip_fractions_unchecked(ratio, adv, torch.ones(1, 5), 0.2, 0.28)

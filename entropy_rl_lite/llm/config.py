@@ -12,15 +12,17 @@ from typing import Any
 
 import torch
 
-from .._checks import check_choice, check_int, check_number
+from .._checks import check_bool, check_choice, check_int, check_number
 from ..aggregation import AGGREGATIONS
 from ..field_docs import document_fields
+from ..precision import LOGPROB_DTYPES
 from ..rl_fields import RLFields
 from .profiles import PROFILES
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DTYPES = tuple(TORCH_DTYPES)
 OPTIMIZERS = ("adamw", "sgd")
+LOGP_OLD_SOURCES = ("trainer", "sampler")
 
 
 @document_fields
@@ -42,6 +44,18 @@ class TrainConfig(RLFields):
     prompts_per_step: int = 8  # distinct prompts per batch (each sampled group_size times)
     max_new_tokens: int = 4  # completion budget, end token included
     temperature: float = 1.0  # sampling and scoring temperature
+    # What a real stack's sampler may do (docs/science.md §4): truncate (top_k > 0, top_p < 1) and run in low precision.
+    top_k: int = 0
+    top_p: float = 1.0
+    sampler_dtype: str = "float32"  # float32 | bfloat16 | float16: generate under autocast in this dtype
+    # the trainer's log-prob dtype: float32 is the library's contract; bfloat16/float16 emulate a stack without
+    # the fp32 fix (transformer, logits and log-softmax all in that dtype: precision.lowp_token_logprobs)
+    logprob_dtype: str = "float32"
+    # logp_old: "trainer" recomputes it with the trainer's own forward pass (the library's way: first ratio 1);
+    # "sampler" takes the sampler's log q of each drawn token, as stacks that reuse the inference engine's scores do
+    logp_old_source: str = "trainer"
+    # keep the sampler's log q even with logp_old_source="trainer", to log the mismatch (implied by "sampler")
+    log_mismatch: bool = False
     # optimisation (lr and epochs are RLFields')
     optimizer: str = "adamw"
     weight_decay: float = 0.0
@@ -74,6 +88,12 @@ class TrainConfig(RLFields):
         check_int("prompts_per_step", self.prompts_per_step, low=1)
         check_int("max_new_tokens", self.max_new_tokens, low=1)
         check_number("temperature", self.temperature, low=0.0, low_open=True)
+        check_int("top_k", self.top_k, low=0)
+        check_number("top_p", self.top_p, low=0.0, high=1.0, low_open=True)
+        check_choice("sampler_dtype", self.sampler_dtype, tuple(LOGPROB_DTYPES))
+        check_choice("logprob_dtype", self.logprob_dtype, tuple(LOGPROB_DTYPES))
+        check_choice("logp_old_source", self.logp_old_source, LOGP_OLD_SOURCES)
+        check_bool("log_mismatch", self.log_mismatch)
         check_number("weight_decay", self.weight_decay, low=0.0)
         check_int("minibatches", self.minibatches, low=1)
         check_int("grad_accum", self.grad_accum, low=1)
@@ -99,6 +119,11 @@ class TrainConfig(RLFields):
     def torch_dtype(self) -> torch.dtype:
         """`dtype` as a torch dtype."""
         return TORCH_DTYPES[self.dtype]
+
+    @property
+    def sampler_logprobs(self) -> bool:
+        """Whether rollouts keep the sampler's log q (for logp_old or for the mismatch metrics)."""
+        return self.logp_old_source == "sampler" or self.log_mismatch
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed (validated again); unknown field names raise."""

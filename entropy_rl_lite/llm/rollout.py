@@ -2,8 +2,13 @@
 
 Sampling and scoring are separate on purpose. `generate` runs in the model's dtype and returns tokens;
 the log-probabilities and entropies the loss sees are recomputed by one full forward pass through the
-library's chunked fp32 path (`token_logprobs`), for the old policy and for every update, so that
+library's chunked fp32 path (`token_logprobs`), for the old policy and for every update, so that by default
 logp_old and logp come from the same code path and the ratio carries no mixed-precision bias (ch. 05).
+
+A real RL stack often does otherwise: its sampler (an inference engine, in bf16, perhaps with top-p) returns
+the log-probs q of the tokens it drew, and the trainer uses them as logp_old. `sample(..., sampler_logprobs=True)`
+records that q (generate's own scores, so exactly the distribution sampled from), and `completion_logprobs(...,
+dtype=torch.bfloat16)` scores like a trainer without the fp32 fix (docs/science.md §4).
 
 Layout of a batch of N = prompts × group_size sequences (prompts left-padded to P tokens):
 
@@ -22,6 +27,7 @@ from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerB
 
 from .._checks import check_int, check_number
 from ..logprobs import token_logprobs
+from ..precision import lowp_token_logprobs
 from .model import lm_head_weight
 
 
@@ -36,6 +42,8 @@ class Rollout:
     attention_mask: Tensor  # [N, P + T]
     completion_mask: Tensor  # [N, T] float32
     ended: Tensor  # [N] bool: the completion produced the end token within the budget
+    # [N, T] fp32 log q(token) under the sampler's own (possibly truncated, low-precision) distribution, or None
+    sampler_logp: Tensor | None = None
 
     @property
     def prompt_len(self) -> int:
@@ -52,8 +60,9 @@ class Rollout:
 
     def to(self, device: torch.device | str) -> "Rollout":
         """Move the tensors to `device` (in place); returns self."""
-        for name in ("input_ids", "attention_mask", "completion_mask", "ended"):
-            setattr(self, name, getattr(self, name).to(device))
+        for name in ("input_ids", "attention_mask", "completion_mask", "ended", "sampler_logp"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         return self
 
     def select(self, rows: Tensor) -> "Rollout":
@@ -66,6 +75,7 @@ class Rollout:
             self.attention_mask[rows],
             self.completion_mask[rows],
             self.ended[rows],
+            None if self.sampler_logp is None else self.sampler_logp[rows],
         )
 
 
@@ -99,16 +109,26 @@ def sample(
     group_size: int,
     max_new_tokens: int,
     temperature: float = 1.0,
+    *,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    dtype: torch.dtype | None = None,
+    sampler_logprobs: bool = False,
 ) -> Rollout:
-    """Sample `group_size` completions for each prompt with `generate` (KV cache, pure sampling).
+    """Sample `group_size` completions for each prompt with `generate` (KV cache).
 
     Randomness comes from torch's global RNG (that is what `generate` uses), so seed it or restore its
-    state for a reproducible batch. No top-k/top-p: the sampling distribution is exactly softmax(z/temperature),
-    the distribution whose log-probs the trainer recomputes.
+    state for a reproducible batch. By default the sampling distribution is exactly softmax(z/temperature),
+    the distribution whose log-probs the trainer recomputes. What a real sampler may change (docs/science.md §4):
+    top_k > 0 / top_p < 1 truncate it (the kept mass is renormalised); dtype (bfloat16, float16) runs the
+    model under autocast in that dtype while sampling. sampler_logprobs=True keeps log q of every drawn token,
+    q being the distribution actually sampled from (generate's processed scores), in `Rollout.sampler_logp`.
     """
     check_int("group_size", group_size, low=1)
     check_int("max_new_tokens", max_new_tokens, low=1)
     check_number("temperature", temperature, low=0.0, low_open=True)
+    check_int("top_k", top_k, low=0)
+    check_number("top_p", top_p, low=0.0, high=1.0, low_open=True)
     if not prompts:
         raise ValueError("prompts must be a non-empty list of strings")
     check_left_padding(tokenizer)
@@ -123,22 +143,34 @@ def sample(
     # would sample from something other than softmax(z/temperature), the distribution logp_old scores.
     gen_config = GenerationConfig(
         do_sample=True,
-        top_k=0,
-        top_p=1.0,
+        top_k=top_k,
+        top_p=top_p,
         temperature=temperature,
         max_new_tokens=max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
+        return_dict_in_generate=True,
+        output_scores=sampler_logprobs,  # the processed scores: temperature and truncation applied, fp32
     )
-    out = model.generate(**enc, generation_config=gen_config)
+    low = dtype is not None and dtype != torch.float32
+    with torch.autocast(device.type, dtype=dtype if low else torch.bfloat16, enabled=low):
+        gen = model.generate(**enc, generation_config=gen_config)
     model.train(was_training)
+    out = gen.sequences
     P = enc["input_ids"].shape[1]
     completion_ids = out[:, P:]
-    if completion_ids.shape[1] < max_new_tokens:  # every row ended early: pad to the fixed width T
-        pad = completion_ids.new_full((out.shape[0], max_new_tokens - completion_ids.shape[1]), tokenizer.pad_token_id)
+    width = completion_ids.shape[1]
+    if width < max_new_tokens:  # every row ended early: pad to the fixed width T
+        pad = completion_ids.new_full((out.shape[0], max_new_tokens - width), tokenizer.pad_token_id)
         completion_ids = torch.cat([completion_ids, pad], dim=1)
     mask, ended = _completion_mask(completion_ids, tokenizer.eos_token_id)
+    logq = None
+    if sampler_logprobs:  # step t's scores [N, V] sampled column t; columns after the end are masked junk (0)
+        logq = torch.zeros(completion_ids.shape, dtype=torch.float32, device=out.device)
+        for t, scores in enumerate(gen.scores):
+            logq[:, t] = torch.log_softmax(scores.float(), -1).gather(-1, completion_ids[:, t, None]).squeeze(-1)
+        logq = torch.where(mask > 0, logq, torch.zeros_like(logq))
     input_ids = torch.cat([enc["input_ids"], completion_ids], dim=1)
     attention_mask = torch.cat([enc["attention_mask"], mask.to(enc["attention_mask"].dtype)], dim=1)
     return Rollout(
@@ -149,6 +181,7 @@ def sample(
         attention_mask,
         mask,
         ended,
+        logq,
     )
 
 
@@ -226,7 +259,12 @@ def position_ids(attention_mask: Tensor) -> Tensor:
 
 
 def completion_logprobs(
-    model: PreTrainedModel, rollout: Rollout, chunk_size: int | None = None, temperature: float = 1.0, amp: bool = False
+    model: PreTrainedModel,
+    rollout: Rollout,
+    chunk_size: int | None = None,
+    temperature: float = 1.0,
+    amp: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, Tensor]:
     """fp32 log π(token) and full-vocabulary entropy H at every completion position: ([N, T], [N, T]).
 
@@ -234,10 +272,14 @@ def completion_logprobs(
     on the final hidden states that predict each completion token, in fp32 and chunked. Differentiable;
     wrap in `torch.no_grad()` for logp_old. Positions outside `completion_mask` hold finite junk: mask them.
     amp=True runs the transformer under bf16 autocast; `token_logprobs` turns autocast off and upcasts.
+    dtype other than fp32 breaks the contract on purpose, to emulate a stack without the fp32 fix: the
+    transformer runs under autocast in `dtype` and logits and log-softmax are computed in it too
+    (`precision.lowp_token_logprobs`, unchunked).
     """
     P = rollout.prompt_len
     device = rollout.input_ids.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    low = dtype != torch.float32
+    with torch.autocast(device.type, dtype=dtype if low else torch.bfloat16, enabled=amp or low):
         hidden = model.get_decoder()(
             input_ids=rollout.input_ids,
             attention_mask=rollout.attention_mask,
@@ -246,6 +288,8 @@ def completion_logprobs(
         ).last_hidden_state
     # The hidden state at position t predicts token t+1: completion tokens P..P+T-1 come from P-1..P+T-2.
     h = hidden[:, P - 1 : -1]
+    if low:
+        return lowp_token_logprobs(h, lm_head_weight(model), rollout.completion_ids, dtype, temperature)
     return token_logprobs(
         h, lm_head_weight(model), rollout.completion_ids, chunk_size=chunk_size, temperature=temperature
     )

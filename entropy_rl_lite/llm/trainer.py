@@ -7,6 +7,7 @@ One iteration (`Trainer.step`), with the library functions it calls:
     reward       task.verify(prompt, completion) -> 1.0 / 0.0
     advantage    `group_advantages(rewards, G, kind)`: one number per sequence, shared by its tokens
     logp_old, H  `completion_logprobs` under no_grad: fp32, chunked, full-vocabulary entropy per token
+                 (logp_old_source="sampler": logp_old is the sampler's own log q; the mismatch is logged)
     controls     `EntropyControls.update`: ζ, ε_high and the entropy coefficient, one controller step each
                  from the measured token-mean entropy of the batch
     updates      epochs × minibatches of: logp -> `shape_advantage` (REPO) -> `policy_loss` (+ entropy
@@ -32,6 +33,7 @@ from ..aggregation import aggregate_unchecked, masked_mean
 from ..entropy_control import EntropyControls
 from ..logs import MetricsLog, run_metadata
 from ..losses import policy_loss_unchecked
+from ..precision import LOGPROB_DTYPES
 from ..repo import shape_advantage_unchecked
 from .checkpoint import resume_trainer, save_trainer, task_info
 from .config import TrainConfig
@@ -60,7 +62,21 @@ class TrainingDiverged(RuntimeError):
 
 Controls = tuple[float, float, float]  # ζ, ε_high, entropy coefficient in force
 Pass = tuple[Tensor, Tensor] | None  # (logp, entropy) of a forward pass with gradients, to reuse
-LOGGED_LOSS_METRICS = ("clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "cov_frac")
+Olds = tuple[Tensor, Tensor]  # (logp_old, L = log π_old + H_old) [n, T]: what the loss compares the new pass with
+LOGGED_LOSS_METRICS = (
+    "clip_frac",
+    "clip_frac_low",
+    "clip_frac_high",
+    "clip_frac_high_neg_L",
+    "clip_frac_low_pos_L",
+    "approx_kl",
+    "ratio_mean",
+    "ratio_std",
+    "cov_frac",
+)
+# Of the first update of a step (before any optimizer step on its batch, so r measures only how logp_old was
+# obtained), logged with a first_ prefix: a precision or truncation mismatch shows here and nowhere else.
+FIRST_UPDATE_METRICS = ("ratio_mean", "ratio_std", "clip_frac_low", "clip_frac_high")
 
 
 class Trainer:
@@ -121,13 +137,18 @@ class Trainer:
             set_rng_state(self.sample_rng, self.device)
             prompts = pick_prompts(self.task.prompts, self.config.prompts_per_step, self.generator)
             try:
+                cfg = self.config
                 batch = sample(
                     self.model,
                     self.tokenizer,
                     prompts,
-                    self.config.group_size,
-                    self.config.max_new_tokens,
-                    self.config.temperature,
+                    cfg.group_size,
+                    cfg.max_new_tokens,
+                    cfg.temperature,
+                    top_k=cfg.top_k,
+                    top_p=cfg.top_p,
+                    dtype=LOGPROB_DTYPES[cfg.sampler_dtype],
+                    sampler_logprobs=cfg.sampler_logprobs,
                 )
             except RuntimeError as e:  # torch.multinomial's "probability tensor contains inf, nan or < 0"
                 if "probability tensor" not in str(e):
@@ -152,6 +173,10 @@ class Trainer:
         if first is None:
             t_update = time.perf_counter()  # a separate no-grad pass is not part of the updates
         entropy = masked_mean(ent_old, batch.completion_mask).item()  # the sampling policy's token-mean entropy
+        centered = logp_old + ent_old  # L = log π_old + H_old per token, by the trainer's own pass
+        mismatch = self._mismatch(batch, logp_old)
+        if cfg.logp_old_source == "sampler":
+            logp_old = batch.sampler_logp  # what the ratio's denominator now holds: the sampler's log q
         controls = self.controls.update(entropy)  # (ζ, ε_high, entropy coefficient) for this iteration
         updates = []
         for _ in range(cfg.epochs):
@@ -160,11 +185,13 @@ class Trainer:
                 dev_rows = rows.to(self.device)
                 pre = None if first is None else (first[0][dev_rows], first[1][dev_rows])
                 first = None  # only the very first update may reuse it: later ones see a moved policy
-                updates.append(self._update(batch.select(rows), logp_old[dev_rows], adv[dev_rows], controls, pre))
+                olds = (logp_old[dev_rows], centered[dev_rows])
+                updates.append(self._update(batch.select(rows), olds, adv[dev_rows], controls, pre))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # kernels run asynchronously: wait before reading the clock
         t_update = time.perf_counter() - t_update
         row = self._metrics_row(batch, rewards, ent_old, entropy, updates, t0, t_rollout, t_update)
+        row.update(mismatch)
         self._after_step(row)
         return row
 
@@ -186,11 +213,34 @@ class Trainer:
         """
         cfg = self.config
         if cfg.fuse_logp_old and cfg.minibatches == 1 and cfg.grad_accum == 1:
-            first = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
+            first = self._logprobs(batch)
             return first[0].detach(), first[1].detach(), first
         with torch.no_grad():
-            logp_old, ent_old = completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp)
+            logp_old, ent_old = self._logprobs(batch)
         return logp_old, ent_old, None
+
+    def _logprobs(self, batch: Rollout) -> tuple[Tensor, Tensor]:
+        """The trainer's (logp, entropy) [n, T] of a (micro-)batch: fp32, or `logprob_dtype` when emulating."""
+        cfg = self.config
+        dtype = LOGPROB_DTYPES[cfg.logprob_dtype]
+        return completion_logprobs(self.model, batch, cfg.chunk_size, cfg.temperature, cfg.amp, dtype)
+
+    def _mismatch(self, batch: Rollout, logp_old: Tensor) -> dict[str, float]:
+        """Sampler against trainer on the drawn tokens, when the rollout kept the sampler's log q; else {}.
+
+        mismatch: mean of log q − log π_old over the sampled tokens. The tokens come from q, so this estimates
+        KL(q ‖ π_old) ≥ 0 (with top-p it is about −log of the kept mass). mismatch_ratio_mean: mean of
+        π_old/q, the importance weight a trainer that takes logp_old from the sampler implicitly applies.
+        """
+        if batch.sampler_logp is None:
+            return {}
+        mask = batch.completion_mask
+        diff = batch.sampler_logp - logp_old
+        return {
+            "mismatch": masked_mean(diff, mask).item(),
+            "mismatch_abs": masked_mean(diff.abs(), mask).item(),
+            "mismatch_ratio_mean": masked_mean(torch.exp(-diff.clamp(-20, 20)), mask).item(),
+        }
 
     def _metrics_row(
         self,
@@ -214,6 +264,7 @@ class Trainer:
             "ended": batch.ended.float().mean().item(),
             "completion_len": mask.sum(1).mean().item(),
             **{k: sum(u[k] for u in updates) / len(updates) for k in updates[0]},  # mean over the updates
+            **{f"first_{k}": updates[0][k] for k in FIRST_UPDATE_METRICS if k in updates[0]},
             "zeta": float(self.controls.zeta),
             "eps_high": float(self.controls.eps_high),
             "entropy_coef": float(self.controls.entropy_coef),
@@ -242,12 +293,13 @@ class Trainer:
         if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
             self.save(Path(cfg.checkpoint_dir) / f"step_{self.step_count:06d}")
 
-    def _update(self, mb: Rollout, logp_old: Tensor, adv: Tensor, controls: Controls, pre: Pass = None) -> dict:
+    def _update(self, mb: Rollout, olds: Olds, adv: Tensor, controls: Controls, pre: Pass = None) -> dict:
         """One optimizer step on a minibatch, accumulated over `grad_accum` micro-batches; returns its metrics.
 
-        controls: (ζ, ε_high, entropy coefficient) in force. pre: (logp, entropy) of the minibatch already
-        computed with gradients (grad_accum = 1 only).
+        olds: (logp_old, L under π_old) [n, T]. controls: (ζ, ε_high, entropy coefficient) in force.
+        pre: (logp, entropy) of the minibatch already computed with gradients (grad_accum = 1 only).
         """
+        logp_old, centered = olds
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
         n_tokens = mb.completion_mask.sum()
@@ -257,7 +309,7 @@ class Trainer:
             # Each micro-batch's loss is a mean over its own tokens (or sequences); weighting it by its share
             # of the minibatch makes the accumulated gradient equal the full minibatch's.
             share = (part.completion_mask.sum() / n_tokens).item() if cfg.agg == "token-mean" else len(rows) / len(mb)
-            loss, metrics = self._loss(part, logp_old[dev_rows], adv[dev_rows], controls, pre)
+            loss, metrics = self._loss(part, (logp_old[dev_rows], centered[dev_rows]), adv[dev_rows], controls, pre)
             (loss * share).backward()
             for k, v in metrics.items():  # share-weighted means, except the largest ratio
                 out[k] = max(out.get(k, -math.inf), v) if k == "ratio_max" else out.get(k, 0.0) + share * v
@@ -274,21 +326,25 @@ class Trainer:
         self.optimizer.step()
         return out
 
-    def _loss(self, part: Rollout, logp_old: Tensor, adv: Tensor, controls: Controls, pre: Pass) -> tuple[Tensor, dict]:
+    def _loss(self, part: Rollout, olds: Olds, adv: Tensor, controls: Controls, pre: Pass) -> tuple[Tensor, dict]:
         """A micro-batch's loss: log-probs -> REPO's advantage -> policy_loss (+ entropy bonus); and its metrics.
 
-        Every tensor here was made by this trainer from a validated config: the shared kernels run unchecked.
+        olds: (logp_old, L under π_old) [n, T]. Every tensor here was made by this trainer from a validated
+        config: the shared kernels run unchecked.
         """
         cfg, mask, (zeta, eps_high, coef) = self.config, part.completion_mask, controls
+        logp_old, centered = olds
         if pre is None:
-            pre = completion_logprobs(self.model, part, cfg.chunk_size, cfg.temperature, cfg.amp)
+            pre = self._logprobs(part)
         logp, ent = pre  # [n, T]
         w = mask.to(logp.dtype)
         adv_tok = adv[:, None].expand_as(logp)  # outcome reward: a sequence's tokens share its A
         # β* of REPO-D is estimated over the sampled tokens of the (micro-)batch: dim = all its tokens.
         a = shape_advantage_unchecked(adv_tok, logp, ent.detach(), w, cfg.repo, zeta=zeta, beta=cfg.beta, dim=(-2, -1))
         options = {"generator": self.generator, **cfg.loss_kwargs}
-        loss, m = policy_loss_unchecked(logp, logp_old, a, w, cfg.objective, cfg.eps_low, eps_high, cfg.agg, **options)
+        loss, m = policy_loss_unchecked(
+            logp, logp_old, a, w, cfg.objective, cfg.eps_low, eps_high, cfg.agg, centered_logp=centered, **options
+        )
         if coef:
             loss = loss - coef * aggregate_unchecked(ent, w, cfg.agg)  # the explicit entropy bonus
         metrics = {"loss": loss.item(), "adv_abs": masked_mean(a.detach().abs(), mask).item()}
