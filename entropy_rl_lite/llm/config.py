@@ -19,7 +19,7 @@ from ..precision import LOGPROB_DTYPES
 from ..rl_fields import RLFields
 from .profiles import PROFILES
 
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+TORCH_DTYPES = {k: LOGPROB_DTYPES[k] for k in ("float32", "bfloat16")}  # the dtypes model weights may have
 DTYPES = tuple(TORCH_DTYPES)
 OPTIMIZERS = ("adamw", "sgd")
 LOGP_OLD_SOURCES = ("trainer", "sampler")

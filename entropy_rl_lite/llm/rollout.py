@@ -112,7 +112,7 @@ def sample(
     *,
     top_k: int = 0,
     top_p: float = 1.0,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype = torch.float32,
     sampler_logprobs: bool = False,
 ) -> Rollout:
     """Sample `group_size` completions for each prompt with `generate` (KV cache).
@@ -153,7 +153,7 @@ def sample(
         return_dict_in_generate=True,
         output_scores=sampler_logprobs,  # the processed scores: temperature and truncation applied, fp32
     )
-    low = dtype is not None and dtype != torch.float32
+    low = dtype != torch.float32
     with torch.autocast(device.type, dtype=dtype if low else torch.bfloat16, enabled=low):
         gen = model.generate(**enc, generation_config=gen_config)
     model.train(was_training)

@@ -32,7 +32,7 @@ from ..advantages import group_advantages_unchecked
 from ..aggregation import aggregate_unchecked, masked_mean
 from ..entropy_control import EntropyControls
 from ..logs import MetricsLog, run_metadata
-from ..losses import policy_loss_unchecked
+from ..losses import policy_loss_unchecked, ratio_from_log
 from ..precision import LOGPROB_DTYPES
 from ..repo import shape_advantage_unchecked
 from .checkpoint import resume_trainer, save_trainer, task_info
@@ -228,9 +228,10 @@ class Trainer:
     def _mismatch(self, batch: Rollout, logp_old: Tensor) -> dict[str, float]:
         """Sampler against trainer on the drawn tokens, when the rollout kept the sampler's log q; else {}.
 
-        mismatch: mean of log q − log π_old over the sampled tokens. The tokens come from q, so this estimates
-        KL(q ‖ π_old) ≥ 0 (with top-p it is about −log of the kept mass). mismatch_ratio_mean: mean of
-        π_old/q, the importance weight a trainer that takes logp_old from the sampler implicitly applies.
+        mismatch: mean of log q − log π_old over the sampled tokens. The tokens come from q, so when both sides
+        are normalised distributions this estimates KL(q ‖ π_old) ≥ 0 (with top-p, about −log of the kept mass);
+        a low-precision side is not exactly normalised, and the mean can then be negative. mismatch_ratio_mean:
+        mean of π_old/q, the importance weight a trainer that takes logp_old from the sampler implicitly applies.
         """
         if batch.sampler_logp is None:
             return {}
@@ -239,7 +240,7 @@ class Trainer:
         return {
             "mismatch": masked_mean(diff, mask).item(),
             "mismatch_abs": masked_mean(diff.abs(), mask).item(),
-            "mismatch_ratio_mean": masked_mean(torch.exp(-diff.clamp(-20, 20)), mask).item(),
+            "mismatch_ratio_mean": masked_mean(ratio_from_log(-diff), mask).item(),
         }
 
     def _metrics_row(
