@@ -73,7 +73,7 @@ QUANTITIES: dict[str, dict[str, str]] = {
         "zeta 0.3 final P(correct)": "R_r3[-1].mean().item()",
         "zeta 0.3 last position H / uniform-correct": "(H_r3[-1].mean(0)[-1] / H_ref[-1]).item()",
     },
-    "11_capstone": {
+    "12_capstone": {
         "repo_r H end / grpo H end": "table_run.loc['repo_r', 'H end'] / table_run.loc['grpo', 'H end']",
         "repo_r H end / H start": "table_run.loc['repo_r', 'H end'] / table_run.loc['repo_r', 'H start']",
         "grpo H end / H start": "table_run.loc['grpo', 'H end'] / table_run.loc['grpo', 'H start']",
@@ -213,7 +213,7 @@ CLAIMS: dict[str, list[tuple]] = {
             2,
         ),
     ],
-    "11_capstone": [
+    "12_capstone": [
         ("§3 GRPO late H / H0 < 0.5", "q['late H/H0 grpo']", "<", 0.5),
         ("§3 REPO-R late H / H0 > 0.5", "q['late H/H0 repo_r']", ">", 0.5),
         ("§3 REPO-R has the largest cumulative entropy", "q['repo_r cumulative H - max of others']", ">", 0),

@@ -294,7 +294,7 @@ def test_portable_files_are_the_sampling_chapters_and_their_solutions(the_book, 
         "08_trainability",
         "09_tokens",
         "10_tiny_lm",
-        "11_capstone",
+        "12_capstone",
     }
     assert all(f"chapters/solutions/{c.stem}_solutions.ipynb" in files for c in sampled)
     assert "chapters/00_preface.ipynb" not in files and "chapters/solutions/00_preface_solutions.ipynb" not in files

@@ -2,7 +2,7 @@
 
     erl-train compare --profile ci                       # warm start, GRPO/DAPO/REPO-R/ADAPO, phase 2, into runs/ci
     erl-train compare --profile gpu --jobs 5             # the capstone: 5 algorithms side by side on one GPU
-    erl-train compare --profile gpu --jobs 5 --logs-only --out chapters/data/capstone_gpu   # what chapter 11 reads
+    erl-train compare --profile gpu --jobs 5 --logs-only --out chapters/data/capstone_gpu   # what chapter 12 reads
     erl-train train --profile cpu --algo repo_r          # one algorithm
     erl-train train --model path/to/local/checkpoint --set lora.r=8 --set warm_start=null
     erl-train compare --profile ci --set train.lr=3e-4 --set algorithms.dapo.eps_high=0.3 --out runs/lr3e-4
