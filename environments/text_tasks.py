@@ -31,7 +31,8 @@ marker `END` (or after `max_len` characters) and submits the text before it; `cu
 cut. The marker itself is never part of a completion, so `verify` rejects any completion containing it.
 
 **Environment.** One step per episode: `reset` draws a prompt uniformly from the fixed prompt set
-(``"{N}="`` for ``N`` in ``[min_target, max_target]``) with ``self.np_random``, or takes
+(``"{N}="`` for ``N`` in ``[min_target, max_target]``, or only the given `targets`: a train / held-out
+split) with ``self.np_random``, or takes
 ``options={"prompt": ...}``; `step` takes the completion string and returns reward 1.0 if it is
 correct, else 0.0, with ``terminated=True``. The action space holds the strings of 0 to `max_len`
 digits (so the empty completion is a legal, wrong action), but any string is accepted: one outside
@@ -41,6 +42,7 @@ be; a non-string raises ValueError.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -92,6 +94,21 @@ def _check_max_len(max_len: Any) -> int:
     if value > MAX_LEN_LIMIT:
         raise ValueError(f"max_len must be an integer in [1, {MAX_LEN_LIMIT}], got {value}")
     return value
+
+
+def _subset(prompts: list[str], targets: Any) -> list[str]:
+    """The prompts of `targets`, in order; each target must be one of `prompts`' and appear once."""
+    if isinstance(targets, (str, bytes)) or not hasattr(targets, "__iter__"):
+        raise ValueError(f"targets must be a sequence of integers, got {targets!r}")
+    wanted = [as_int(f"targets[{i}]", t, minimum=0) for i, t in enumerate(targets)]
+    known = {parse_prompt(p) for p in prompts}
+    keep = set(wanted)
+    if keep - known or not wanted or len(keep) != len(wanted):
+        raise ValueError(
+            f"targets must be distinct values in {min(known)}..{max(known)} (min_target..max_target), "
+            f"at least one, got {list(targets)}"
+        )
+    return [p for p in prompts if parse_prompt(p) in keep]
 
 
 def _goal(prompt: str, shift: Any) -> int:
@@ -157,6 +174,7 @@ class SumToEnv(gym.Env[str, str]):
     """Prompt ``"{N}="``; a completion is correct when it is 1 to `max_len` digits summing to ``N + shift``.
 
     With the default ``shift=0`` this is SumTo; `SumToShiftedEnv` is the same task with ``shift=1``.
+    `targets` keeps only those N of `min_target`..`max_target` (a train / held-out split of the prompts).
     Every prompt must have at least one correct answer, i.e. ``0 <= N + shift <= 9 * max_len`` for all
     targets; otherwise the constructor raises ValueError.
     """
@@ -170,12 +188,14 @@ class SumToEnv(gym.Env[str, str]):
         max_len: int = 3,
         shift: int = 0,
         render_mode: str | None = None,
+        targets: Sequence[int] | None = None,
     ) -> None:
         check_render_mode(render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.max_len = _check_max_len(max_len)
         self.shift = as_int("shift", shift)
-        self.prompts: tuple[str, ...] = tuple(make_prompts(min_target, max_target))
+        all_prompts = make_prompts(min_target, max_target)
+        self.prompts: tuple[str, ...] = tuple(all_prompts if targets is None else _subset(all_prompts, targets))
         self.min_target = parse_prompt(self.prompts[0])
         self.max_target = parse_prompt(self.prompts[-1])
 
@@ -257,10 +277,11 @@ class SumToShiftedEnv(SumToEnv):
         max_len: int = 3,
         shift: int = 1,
         render_mode: str | None = None,
+        targets: Sequence[int] | None = None,
     ) -> None:
         if as_int("shift", shift) == 0:
             raise ValueError("shift must be non-zero for SumToShifted (shift=0 is SumTo), got 0")
-        super().__init__(min_target, max_target, max_len, shift, render_mode)
+        super().__init__(min_target, max_target, max_len, shift, render_mode, targets)
 
 
 __all__ = [

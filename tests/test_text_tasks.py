@@ -124,6 +124,17 @@ def test_reset_with_prompt_option() -> None:
         env.reset(options={"prompt": "99="})
 
 
+def test_targets_split_the_prompts() -> None:
+    held = SumToShiftedEnv(targets=(11, 5, 8))
+    train = SumToEnv(targets=[n for n in range(3, 13) if n not in (5, 8, 11)])
+    assert held.prompts == ("5=", "8=", "11=")  # in order, whatever order they were given in
+    assert set(train.prompts) | {"5=", "8=", "11="} == set(SumToEnv().prompts) and len(train.prompts) == 7
+    assert held.n_correct_answers("5=") == SumToShiftedEnv().n_correct_answers("5=")  # the rules are unchanged
+    assert {held.reset(seed=s)[0] for s in range(60)} == set(held.prompts)
+    with pytest.raises(ValueError, match="prompt"):
+        held.reset(options={"prompt": "7="})  # not in this split
+
+
 # --- verifiers ---------------------------------------------------------------------------------
 
 SUM_TO_CASES = [
@@ -290,6 +301,11 @@ def test_tasks_have_disjoint_correct_sets(max_len: int) -> None:
         (SumToShiftedEnv, {"shift": 0}, "shift"),
         (SumToShiftedEnv, {"max_target": 27}, "max_target"),  # 27 + 1 is out of reach
         (SumToShiftedEnv, {"shift": "1"}, "shift"),
+        (SumToEnv, {"targets": (5, 13)}, "targets"),  # 13 is outside 3..12
+        (SumToEnv, {"targets": (5, 5)}, "targets"),
+        (SumToEnv, {"targets": ()}, "targets"),
+        (SumToEnv, {"targets": "58"}, "targets"),
+        (SumToEnv, {"targets": (5.5,)}, "targets"),
     ],
 )
 def test_bad_arguments_raise_value_error(cls: type[SumToEnv], kwargs: dict, name: str) -> None:

@@ -7,6 +7,7 @@ from .evaluate import correct_mass, evaluate, group_metrics
 from .model import RemoteCodeRefused, build_model, count_parameters, lm_head_weight, load_model, quiet_progress
 from .profiles import PROFILES, ModelSize, resolve_profile
 from .rollout import Rollout, completion_logprobs, rollout_from_text, sample
+from .sweep import RunResult, run_many
 from .task import TextTask
 from .tokenizer import CharTokenizer, load_tokenizer
 from .trainer import Trainer, TrainingDiverged
@@ -20,6 +21,7 @@ __all__ = [
     "PROFILES",
     "RemoteCodeRefused",
     "Rollout",
+    "RunResult",
     "TIMING_KEYS",
     "TextTask",
     "TrainConfig",
@@ -38,6 +40,7 @@ __all__ = [
     "read_metrics",
     "resolve_profile",
     "rollout_from_text",
+    "run_many",
     "sample",
     "warm_start",
 ]
