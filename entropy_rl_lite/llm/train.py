@@ -1,7 +1,7 @@
 """Command-line trainer: `python -m entropy_rl_lite.llm.train` (or `erl-train`).
 
     erl-train compare --profile ci                       # warm start, GRPO/DAPO/REPO-R/ADAPO, phase 2, into runs/ci
-    erl-train compare --profile gpu --jobs 5             # the capstone: 5 algorithms side by side on one GPU
+    erl-train compare --profile gpu --jobs 5             # the capstone: its 11 algorithms, 5 at a time on one GPU
     erl-train compare --profile gpu --jobs 5 --logs-only --out chapters/data/capstone_gpu   # what chapter 12 reads
     erl-train train --profile cpu --algo repo_r          # one algorithm
     erl-train train --model path/to/local/checkpoint --set lora.r=8 --set warm_start=null
