@@ -100,6 +100,7 @@ def _subset(prompts: list[str], targets: Any) -> list[str]:
     """The prompts of `targets`, in order; each target must be one of `prompts`' and appear once."""
     if isinstance(targets, (str, bytes)) or not hasattr(targets, "__iter__"):
         raise ValueError(f"targets must be a sequence of integers, got {targets!r}")
+    targets = list(targets)  # once, so that a generator is still there for the error message
     wanted = [as_int(f"targets[{i}]", t, minimum=0) for i, t in enumerate(targets)]
     known = {parse_prompt(p) for p in prompts}
     keep = set(wanted)
@@ -174,7 +175,8 @@ class SumToEnv(gym.Env[str, str]):
     """Prompt ``"{N}="``; a completion is correct when it is 1 to `max_len` digits summing to ``N + shift``.
 
     With the default ``shift=0`` this is SumTo; `SumToShiftedEnv` is the same task with ``shift=1``.
-    `targets` keeps only those N of `min_target`..`max_target` (a train / held-out split of the prompts).
+    `targets` keeps only those N of `min_target`..`max_target` (a train / held-out split of the prompts); the
+    attributes `min_target` and `max_target` are then the split's smallest and largest target.
     Every prompt must have at least one correct answer, i.e. ``0 <= N + shift <= 9 * max_len`` for all
     targets; otherwise the constructor raises ValueError.
     """

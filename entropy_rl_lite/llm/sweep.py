@@ -82,12 +82,15 @@ def run_many(
     bad = [key for key, cfg in runs.items() if not isinstance(cfg, TrainConfig)]
     if bad:
         raise ValueError(f"runs must map keys to TrainConfig, got {type(runs[bad[0]]).__name__} for {bad[0]!r}")
-    paths = [cfg.log_path for cfg in runs.values() if cfg.log_path is not None]
+    paths = [Path(cfg.log_path).resolve() for cfg in runs.values() if cfg.log_path is not None]
     if len(set(paths)) != len(paths):
         raise ValueError("two runs share a log_path; give each run its own file")
     model_dir = str(model_dir)
-    if not (Path(model_dir) / "config.json").is_file():
-        raise ValueError(f"model_dir must be a saved model (save_pretrained + the tokenizer), got {model_dir!r}")
+    missing = [f for f in ("config.json", "tokenizer_config.json") if not (Path(model_dir) / f).is_file()]
+    if missing:
+        raise ValueError(
+            f"model_dir must hold a saved model and tokenizer (save_pretrained of both); {model_dir!r} lacks {missing}"
+        )
     bar = tqdm(total=len(runs), desc="runs", disable=not progress)
     done: dict[Hashable, RunResult] = {}
     if jobs == 1 or len(runs) <= 1:
@@ -97,7 +100,9 @@ def run_many(
     else:
         # spawn, not fork: a forked child of a process that has run torch's thread pools can hang
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=context)
+        failed = False
+        try:
             futures = {pool.submit(_run_one, cfg, task, model_dir, threads): key for key, cfg in runs.items()}
             pending = set(futures)
             while pending:
@@ -105,10 +110,12 @@ def run_many(
                 for future in finished:
                     key = futures[future]
                     if future.exception() is not None:
-                        for other in pending:
-                            other.cancel()
+                        failed = True
                         raise RuntimeError(f"run {key!r} failed: {future.exception()}") from future.exception()
                     done[key] = future.result()
                     bar.update()
+        finally:
+            # after a failure, return at once: queued runs are cancelled, running ones finish in the background
+            pool.shutdown(wait=not failed, cancel_futures=failed)
     bar.close()
     return {key: done[key] for key in runs}
