@@ -101,7 +101,7 @@ def run_many(
         # spawn, not fork: a forked child of a process that has run torch's thread pools can hang
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=context)
-        failed = False
+        finished_all = False
         try:
             futures = {pool.submit(_run_one, cfg, task, model_dir, threads): key for key, cfg in runs.items()}
             pending = set(futures)
@@ -110,12 +110,12 @@ def run_many(
                 for future in finished:
                     key = futures[future]
                     if future.exception() is not None:
-                        failed = True
                         raise RuntimeError(f"run {key!r} failed: {future.exception()}") from future.exception()
                     done[key] = future.result()
                     bar.update()
+            finished_all = True
         finally:
-            # after a failure, return at once: queued runs are cancelled, running ones finish in the background
-            pool.shutdown(wait=not failed, cancel_futures=failed)
+            # after a failure or an interrupt, return at once: queued runs are cancelled, running ones end on their own
+            pool.shutdown(wait=finished_all, cancel_futures=not finished_all)
     bar.close()
     return {key: done[key] for key in runs}
